@@ -1,0 +1,121 @@
+//! Command-line flags (argh), accepting the seed's single-dash spellings.
+
+use argh::FromArgs;
+
+/// Records a WebSocket stream, verbatim, to hourly JSONL files.
+#[derive(FromArgs, Debug)]
+pub struct Args {
+    /// config file (default: config.json)
+    #[argh(option, default = "String::from(\"config.json\")")]
+    pub config: String,
+
+    /// log to stdout at debug level, whatever the config says
+    #[argh(switch)]
+    pub debug: bool,
+
+    /// print the running instance's status line and exit (0 healthy, 3 disconnected or
+    /// stale, 1 no instance)
+    #[argh(switch)]
+    pub status: bool,
+
+    /// with --status: print every counter as one JSON object
+    #[argh(switch)]
+    pub json: bool,
+
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+
+    #[argh(subcommand)]
+    /// an optional tool instead of recording
+    pub command: Option<Command>,
+}
+
+/// Tools besides recording.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    /// Gaps: print the time windows that the coverage journal does not cover.
+    Gaps(GapsArgs),
+}
+
+/// Print the gaps in the recording over a time range, from coverage.jsonl.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "gaps")]
+pub struct GapsArgs {
+    /// start of the range: Unix seconds or RFC 3339 (default: the first session)
+    #[argh(option)]
+    pub from: Option<String>,
+    /// end of the range: Unix seconds or RFC 3339 (default: now)
+    #[argh(option)]
+    pub to: Option<String>,
+    /// a gap shorter than this many seconds is not reported (default 1)
+    #[argh(option, default = "1.0")]
+    pub min_gap: f64,
+}
+
+/// Rewrites the seed's spellings (`-config x`, `-config=x`, `--config=x`) into argh's.
+pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in args {
+        let long = if a.starts_with('-') && !a.starts_with("--") && a.len() > 2 {
+            format!("-{a}")
+        } else {
+            a
+        };
+        match long.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                out.push(flag.to_string());
+                out.push(value.to_string());
+            }
+            _ => out.push(long),
+        }
+    }
+    out
+}
+
+/// Parses the process arguments; prints help or a usage error and exits as argh does
+/// (0 for help, 2 for a usage error).
+pub fn parse() -> Args {
+    let mut argv = std::env::args();
+    let cmd = argv.next().unwrap_or_else(|| "wsrec".into());
+    let cmd = std::path::Path::new(&cmd)
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or(cmd);
+    let rest = normalize(argv);
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match Args::from_args(&[&cmd], &rest) {
+        Ok(args) => args,
+        Err(early) => match early.status {
+            Ok(()) => {
+                print!("{}", early.output);
+                std::process::exit(0)
+            }
+            Err(()) => {
+                eprint!("{}", early.output);
+                std::process::exit(2)
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_spellings() {
+        let v = |s: &[&str]| normalize(s.iter().map(|x| x.to_string()));
+        assert_eq!(
+            v(&["-config", "c.json", "-debug"]),
+            ["--config", "c.json", "--debug"]
+        );
+        assert_eq!(v(&["-config=c.json"]), ["--config", "c.json"]);
+        assert_eq!(
+            v(&["--config=a=b.json", "-status"]),
+            ["--config", "a=b.json", "--status"]
+        );
+        assert_eq!(v(&["-h"]), ["-h"]);
+    }
+}

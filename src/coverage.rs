@@ -1,0 +1,124 @@
+//! The coverage journal: `<output_dir>/coverage.jsonl`, one line when a connection
+//! session is subscribed and one when it ends, so that a user can tell afterwards which
+//! windows of time were recorded and which are gaps (`wsrec gaps`).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::stats::unix_ms;
+
+/// Name of the journal in `output_dir`.
+pub const FILE_NAME: &str = "coverage.jsonl";
+
+/// One connection session, as it is recorded in the journal (times in Unix ms).
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    /// Handshake completed.
+    pub connected_ms: u64,
+    /// Subscribe message(s) sent.
+    pub subscribed_ms: Option<u64>,
+    /// First message accepted.
+    pub first_msg_ms: Option<u64>,
+    /// Last message accepted (as of the last read burst).
+    pub last_msg_ms: Option<u64>,
+    /// Messages accepted.
+    pub messages: u64,
+    /// End of the session.
+    pub closed_ms: Option<u64>,
+    /// Why it ended.
+    pub why: String,
+}
+
+impl Session {
+    /// A session connected now.
+    pub fn start() -> Session {
+        Session {
+            connected_ms: unix_ms(),
+            ..Session::default()
+        }
+    }
+
+    /// The subscribe message went out now.
+    pub fn subscribed(&mut self) {
+        self.subscribed_ms = Some(unix_ms());
+    }
+
+    /// One message was accepted.
+    #[inline]
+    pub fn message(&mut self) {
+        self.messages += 1;
+        if self.first_msg_ms.is_none() {
+            self.first_msg_ms = Some(unix_ms());
+        }
+    }
+
+    /// Messages were accepted up to `ms`.
+    pub fn seen_until(&mut self, ms: u64) {
+        if self.messages > 0 {
+            self.last_msg_ms = Some(ms);
+        }
+    }
+
+    /// The session ended now, for `why`.
+    pub fn close(&mut self, why: &str) {
+        let now = unix_ms();
+        self.closed_ms = Some(now);
+        if self.messages > 0 && self.last_msg_ms.is_none() {
+            self.last_msg_ms = Some(now);
+        }
+        self.why = why.to_string();
+    }
+
+    fn to_json(&self, event: &str) -> serde_json::Value {
+        json!({
+            "event": event,
+            "connected_ms": self.connected_ms,
+            "subscribed_ms": self.subscribed_ms,
+            "first_msg_ms": self.first_msg_ms,
+            "last_msg_ms": self.last_msg_ms,
+            "messages": self.messages,
+            "closed_ms": self.closed_ms,
+            "why": self.why,
+        })
+    }
+}
+
+/// The open journal.
+pub struct Coverage {
+    file: Option<File>,
+}
+
+impl Coverage {
+    /// Opens (appends to) the journal in `dir`; a failure is logged and the journal skipped.
+    pub fn new(dir: &Path) -> Coverage {
+        let path = dir.join(FILE_NAME);
+        let file = OpenOptions::new().create(true).append(true).open(&path);
+        if let Err(e) = &file {
+            log::error!("coverage journal {}: {e}", path.display());
+        }
+        Coverage { file: file.ok() }
+    }
+
+    /// Appends the session's "open" line (after subscribing).
+    pub fn opened(&mut self, s: &Session) {
+        self.append(&s.to_json("open"));
+    }
+
+    /// Appends the session's "close" line with every figure.
+    pub fn record(&mut self, s: &Session) {
+        self.append(&s.to_json("close"));
+    }
+
+    fn append(&mut self, v: &serde_json::Value) {
+        if let Some(f) = self.file.as_mut() {
+            let mut line = v.to_string();
+            line.push('\n');
+            if let Err(e) = f.write_all(line.as_bytes()) {
+                log::warn!("coverage journal: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! `wsrec gaps`: reads the coverage journal and prints the windows of time in a range
+//! that no connection session covered (from subscribe to close).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::cli::GapsArgs;
+use crate::coverage::FILE_NAME;
+use crate::error::Fatal;
+use crate::stats::unix_ms;
+
+/// Parses Unix seconds (integer or fraction) or an RFC 3339 time into Unix ms.
+fn parse_time(s: &str) -> Result<u64, Fatal> {
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok((secs * 1000.0) as u64);
+    }
+    OffsetDateTime::parse(s, &Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as u64)
+        .map_err(|e| {
+            Fatal::Usage(format!(
+                "gaps: \"{s}\" is neither Unix seconds nor RFC 3339: {e}"
+            ))
+        })
+}
+
+fn fmt_ms(ms: u64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// The covered windows `[start, end)` in Unix ms, from the journal's lines.
+pub fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
+    // connected_ms -> (start, end)
+    let mut sessions: BTreeMap<u64, (u64, Option<u64>)> = BTreeMap::new();
+    for line in journal.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let Some(connected) = v["connected_ms"].as_u64() else {
+            continue;
+        };
+        let start = v["subscribed_ms"].as_u64().unwrap_or(connected);
+        let entry = sessions.entry(connected).or_insert((start, None));
+        if v["event"] == "close" {
+            entry.1 = v["closed_ms"].as_u64();
+        }
+    }
+    let starts: Vec<u64> = sessions.keys().copied().collect();
+    let mut windows: Vec<(u64, u64)> = sessions
+        .values()
+        .enumerate()
+        .map(|(i, &(start, end))| {
+            // No close line: the process died; assume it ran until the next session began.
+            let end = end.unwrap_or_else(|| starts.get(i + 1).copied().unwrap_or(now_ms));
+            (start, end.max(start))
+        })
+        .collect();
+    windows.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for (s, e) in windows {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
+}
+
+/// The parts of `[from, to)` outside `windows`.
+pub fn gaps_in(windows: &[(u64, u64)], from: u64, to: u64) -> Vec<(u64, u64)> {
+    let mut gaps = Vec::new();
+    let mut cursor = from;
+    for &(s, e) in windows {
+        if e <= cursor {
+            continue;
+        }
+        if s >= to {
+            break;
+        }
+        if s > cursor {
+            gaps.push((cursor, s.min(to)));
+        }
+        cursor = cursor.max(e);
+    }
+    if cursor < to {
+        gaps.push((cursor, to));
+    }
+    gaps
+}
+
+/// Prints the gaps for `output_dir`'s journal; exit code 0.
+pub fn run(output_dir: &Path, args: &GapsArgs) -> Result<u8, Fatal> {
+    let path = output_dir.join(FILE_NAME);
+    let journal = std::fs::read_to_string(&path).map_err(|e| {
+        Fatal::Other(format!(
+            "coverage journal {}: {e} (is coverage_journal on?)",
+            path.display()
+        ))
+    })?;
+    let now = unix_ms();
+    let windows = covered(&journal, now);
+    let from = match &args.from {
+        Some(s) => parse_time(s)?,
+        None => windows.first().map(|w| w.0).unwrap_or(now),
+    };
+    let to = match &args.to {
+        Some(s) => parse_time(s)?,
+        None => now,
+    };
+    let min = (args.min_gap * 1000.0) as u64;
+    let gaps: Vec<_> = gaps_in(&windows, from, to)
+        .into_iter()
+        .filter(|(s, e)| e - s >= min)
+        .collect();
+    let missing: u64 = gaps.iter().map(|(s, e)| e - s).sum();
+    for (s, e) in &gaps {
+        println!(
+            "gap {} .. {} ({:.3}s)",
+            fmt_ms(*s),
+            fmt_ms(*e),
+            (e - s) as f64 / 1000.0
+        );
+    }
+    let span = to.saturating_sub(from).max(1);
+    println!(
+        "{} gaps, {:.3}s missing of {:.3}s ({:.3}% covered) from {} to {}",
+        gaps.len(),
+        missing as f64 / 1000.0,
+        span as f64 / 1000.0,
+        100.0 * (span - missing.min(span)) as f64 / span as f64,
+        fmt_ms(from),
+        fmt_ms(to)
+    );
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_and_gaps() {
+        let j = r#"{"event":"open","connected_ms":1000,"subscribed_ms":1100}
+{"event":"close","connected_ms":1000,"subscribed_ms":1100,"closed_ms":5000}
+{"event":"open","connected_ms":7000,"subscribed_ms":7050}
+{"event":"open","connected_ms":9000,"subscribed_ms":9000}
+"#;
+        let w = covered(j, 12_000);
+        assert_eq!(w, vec![(1100, 5000), (7050, 12_000)]);
+        assert_eq!(
+            gaps_in(&w, 0, 13_000),
+            vec![(0, 1100), (5000, 7050), (12_000, 13_000)]
+        );
+        assert_eq!(gaps_in(&w, 2000, 4000), vec![]);
+    }
+}

@@ -1,0 +1,349 @@
+//! The per-message JSON check: one pass over the bytes, no value tree, no allocation.
+//!
+//! A line must be one complete JSON value. The check also reports whether the message
+//! holds a raw CR or LF (it can only be insignificant white space, since raw control
+//! characters are invalid inside JSON strings), in which case [`compact_into`] writes it
+//! as one line, and where a top-level `"topic"` string is, for routing.
+
+use std::ops::Range;
+
+/// Why a text message is not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// A zero-length text message.
+    Empty,
+    /// Text that is not one complete JSON value.
+    NotJson,
+}
+
+/// What the check learnt about a valid message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Valid {
+    /// The message holds a raw CR or LF and must be compacted before writing.
+    pub multiline: bool,
+    /// Byte range of the top-level `"topic"` string value (without quotes), if any.
+    pub topic: Option<Range<usize>>,
+}
+
+/// Deepest nesting accepted: a bound on the check's state, not on real messages.
+const MAX_DEPTH: usize = 512;
+
+// Character classes for the string scanner: 0 = plain, 1 = quote, 2 = backslash, 3 = control.
+static STRING_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = 3;
+        i += 1;
+    }
+    t[b'"' as usize] = 1;
+    t[b'\\' as usize] = 2;
+    t
+};
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+    multiline: bool,
+}
+
+impl Parser<'_> {
+    #[inline]
+    fn skip_ws(&mut self) {
+        while let Some(&b) = self.s.get(self.i) {
+            match b {
+                b' ' | b'\t' => {}
+                b'\n' | b'\r' => self.multiline = true,
+                _ => return,
+            }
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    /// Parses a string whose opening quote is at `self.i`; returns the content range.
+    #[inline]
+    fn string(&mut self) -> Option<Range<usize>> {
+        let start = self.i + 1;
+        let mut i = start;
+        let s = self.s;
+        loop {
+            let b = *s.get(i)?;
+            match STRING_CLASS[b as usize] {
+                0 => i += 1,
+                1 => {
+                    self.i = i + 1;
+                    return Some(start..i);
+                }
+                2 => match *s.get(i + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                    b'u' => {
+                        let hex = s.get(i + 2..i + 6)?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            return None;
+                        }
+                        i += 6;
+                    }
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+    }
+
+    #[inline]
+    fn digits(&mut self) -> bool {
+        let start = self.i;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.i += 1;
+        }
+        self.i > start
+    }
+
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if !self.digits() {
+                return None;
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if !self.digits() {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        if self.s.get(self.i..self.i + word.len())? == word {
+            self.i += word.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// Parses one complete JSON document, iteratively, with a bit stack of containers.
+    fn document(&mut self) -> Option<Option<Range<usize>>> {
+        // true = object, false = array; a fixed array keeps the state bounded.
+        let mut stack = [false; MAX_DEPTH];
+        let mut depth = 0usize;
+        let mut topic = None;
+        // Set while parsing the value of a top-level "topic" key.
+        let mut topic_value = false;
+        'value: loop {
+            self.skip_ws();
+            match self.peek()? {
+                b'{' => {
+                    if depth == MAX_DEPTH {
+                        return None;
+                    }
+                    stack[depth] = true;
+                    depth += 1;
+                    self.i += 1;
+                    self.skip_ws();
+                    if self.peek()? == b'}' {
+                        self.i += 1;
+                        depth -= 1;
+                    } else {
+                        topic_value = self.key(depth, &mut topic)?;
+                        continue 'value;
+                    }
+                }
+                b'[' => {
+                    if depth == MAX_DEPTH {
+                        return None;
+                    }
+                    stack[depth] = false;
+                    depth += 1;
+                    self.i += 1;
+                    self.skip_ws();
+                    if self.peek()? == b']' {
+                        self.i += 1;
+                        depth -= 1;
+                    } else {
+                        continue 'value;
+                    }
+                }
+                b'"' => {
+                    let r = self.string()?;
+                    if topic_value && topic.is_none() {
+                        topic = Some(r);
+                    }
+                }
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                _ => self.number()?,
+            }
+            topic_value = false;
+            // After a value: close containers or move to the next item.
+            loop {
+                self.skip_ws();
+                if depth == 0 {
+                    return (self.i == self.s.len()).then_some(topic);
+                }
+                let in_object = stack[depth - 1];
+                match (self.peek()?, in_object) {
+                    (b',', true) => {
+                        self.i += 1;
+                        self.skip_ws();
+                        topic_value = self.key(depth, &mut topic)?;
+                        continue 'value;
+                    }
+                    (b',', false) => {
+                        self.i += 1;
+                        continue 'value;
+                    }
+                    (b'}', true) | (b']', false) => {
+                        self.i += 1;
+                        depth -= 1;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// Parses `"key" :`; returns whether it is the top-level "topic" key.
+    #[inline]
+    fn key(&mut self, depth: usize, topic: &mut Option<Range<usize>>) -> Option<bool> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let k = self.string()?;
+        self.skip_ws();
+        if self.peek()? != b':' {
+            return None;
+        }
+        self.i += 1;
+        Some(depth == 1 && topic.is_none() && &self.s[k] == b"topic")
+    }
+}
+
+/// Checks that `msg` is exactly one JSON value (surrounding white space allowed).
+pub fn check(msg: &[u8]) -> Result<Valid, Reject> {
+    if msg.is_empty() {
+        return Err(Reject::Empty);
+    }
+    let mut p = Parser {
+        s: msg,
+        i: 0,
+        multiline: false,
+    };
+    match p.document() {
+        Some(topic) => Ok(Valid {
+            multiline: p.multiline,
+            topic,
+        }),
+        None => Err(Reject::NotJson),
+    }
+}
+
+/// Appends `msg` (already checked) to `out` without white space outside strings.
+pub fn compact_into(msg: &[u8], out: &mut Vec<u8>) {
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in msg {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            if b == b'"' {
+                in_string = true;
+            }
+            out.push(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_json_values() {
+        for ok in [
+            r#"{"a":1}"#,
+            r#"[1,-2.5e+3,"x",true,false,null,{},[]]"#,
+            " {\"k\" : [ 1 , 2 ] } ",
+            r#""just a string""#,
+            "0",
+            r#"{"s":"esc \" \\ \/ \n \u00e9 é"}"#,
+        ] {
+            assert!(check(ok.as_bytes()).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn rejects_what_is_not_one_json_value() {
+        assert_eq!(check(b""), Err(Reject::Empty));
+        for bad in [
+            "hello",
+            "{",
+            "{\"a\":}",
+            "[1,]",
+            "{\"a\":1}x",
+            "{} {}",
+            "01",
+            "1.",
+            "-",
+            "\"a\nb\"",
+            "{a:1}",
+            "[1 2]",
+            "\"\\x\"",
+            "tru",
+            "{\"a\" 1}",
+            "   ",
+        ] {
+            assert_eq!(check(bad.as_bytes()), Err(Reject::NotJson), "{bad:?}");
+        }
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert_eq!(check(deep.as_bytes()), Err(Reject::NotJson));
+    }
+
+    #[test]
+    fn finds_the_top_level_topic() {
+        let m = br#"{"data":{"topic":"inner"},"topic":"publicTrade.ETHUSDT","ts":1}"#;
+        let v = check(m).unwrap();
+        assert_eq!(&m[v.topic.unwrap()], b"publicTrade.ETHUSDT");
+        let v = check(br#"{"op":"pong","topic":5}"#).unwrap();
+        assert_eq!(v.topic, None);
+    }
+
+    #[test]
+    fn compacts_multiline_json() {
+        let m = b"{\n  \"a\": [1, 2],\r\n  \"s\": \"x y \\\" z\"\n}\n";
+        let v = check(m).unwrap();
+        assert!(v.multiline);
+        let mut out = Vec::new();
+        compact_into(m, &mut out);
+        assert_eq!(out, br#"{"a":[1,2],"s":"x y \" z"}"#);
+        assert!(!check(br#"{"a": 1}"#).unwrap().multiline);
+    }
+}

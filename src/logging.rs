@@ -1,0 +1,48 @@
+//! Log sinks: the log file (opened for append, so `logrotate`'s copytruncate is safe:
+//! every write lands at the current end of the file) and stdout.
+
+use std::fs::OpenOptions;
+
+use simplelog::{CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, WriteLogger};
+
+use crate::config::Config;
+use crate::error::Fatal;
+
+/// Installs the loggers the config asks for; `debug` forces stdout and debug level.
+pub fn init(cfg: &Config, debug: bool) -> Result<(), Fatal> {
+    let level = if debug {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    };
+    let mut builder = ConfigBuilder::new();
+    builder
+        .set_time_format_rfc3339()
+        .set_thread_level(LevelFilter::Off)
+        .set_target_level(LevelFilter::Off);
+    // Only our own records: the TLS and WebSocket crates log internals at debug level.
+    builder.add_filter_allow_str("wsrec");
+    let config = builder.build();
+    let mut loggers: Vec<Box<dyn SharedLogger>> = Vec::new();
+    if let Some(path) = &cfg.log_file {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                Fatal::Usage(format!(
+                    "config {}: field \"log_file\": cannot open {}: {e}",
+                    cfg.path.display(),
+                    path.display()
+                ))
+            })?;
+        loggers.push(WriteLogger::new(level, config.clone(), file));
+    }
+    if cfg.log_to_stdout || debug {
+        loggers.push(WriteLogger::new(level, config, std::io::stdout()));
+    }
+    if !loggers.is_empty() {
+        CombinedLogger::init(loggers).map_err(|e| Fatal::Other(format!("logger: {e}")))?;
+    }
+    Ok(())
+}
