@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, TrySendError};
 use tungstenite::protocol::WebSocketConfig;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Error as WsError, HandshakeError, Message, WebSocket};
 
@@ -418,7 +420,10 @@ impl Reader {
     /// Sends a close frame and keeps reading briefly so that nothing already sent to
     /// us is lost and the server sees a clean close.
     fn close(&mut self, ws: &mut Ws) {
-        let _ = ws.close(None);
+        let _ = ws.close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "shutdown".into(),
+        }));
         let deadline = Instant::now() + CLOSE_WAIT;
         while Instant::now() < deadline {
             match ws.read() {
