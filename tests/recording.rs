@@ -374,7 +374,7 @@ fn stale_stream_reconnects() {
     let at = connected_at.lock().unwrap().clone();
     let gap = (at[1] - at[0]).as_secs_f64();
     assert!(
-        gap >= 1.0 && gap < 1.0 + 0.1 + 1.5,
+        (1.0..2.6).contains(&gap),
         "reconnected after {gap:.2}s"
     );
     wait_until(Duration::from_secs(5), "both sessions recorded", || {
