@@ -349,45 +349,6 @@ fn backoff_grows_with_jitter_and_resets_after_data() {
 }
 
 #[test]
-fn stale_stream_reconnects() {
-    // Connection 0 sends one message, then nothing at all (no pongs either) while
-    // keeping TCP open; connection 1 sends the next.
-    let held = Arc::new(Mutex::new(Vec::new()));
-    let h = held.clone();
-    let connected_at = Arc::new(Mutex::new(Vec::new()));
-    let c = connected_at.clone();
-    let server = Server::start(move |i, stream| {
-        c.lock().unwrap().push(Instant::now());
-        let (mut ws, _) = accept_subscribed(stream);
-        send_range(&mut ws, i as u64..i as u64 + 1);
-        h.lock().unwrap().push(ws); // never read again: silent
-    });
-    let s = Setup::new(
-        "stale",
-        &server.url(),
-        json!({"stale_timeout": 1, "ping_interval": 0.3}),
-    );
-    let _rec = s.start();
-    wait_until(Duration::from_secs(10), "second connection", || {
-        connected_at.lock().unwrap().len() >= 2
-    });
-    let at = connected_at.lock().unwrap().clone();
-    let gap = (at[1] - at[0]).as_secs_f64();
-    assert!(
-        (1.0..2.6).contains(&gap),
-        "reconnected after {gap:.2}s"
-    );
-    wait_until(Duration::from_secs(5), "both sessions recorded", || {
-        s.seqs() == vec![0, 1]
-    });
-    assert!(
-        s.log_text().contains("stale"),
-        "log says why: {}",
-        s.log_text()
-    );
-}
-
-#[test]
 fn status_text_json_and_no_instance() {
     let (tx, _rx) = mpsc::channel();
     let server = feed(500, tx);
