@@ -385,13 +385,14 @@ fn paced_server(rate: u64, next: Arc<AtomicU64>) -> Server {
                     thread::sleep(Duration::from_millis(1));
                     continue;
                 }
-                for _ in sent..due.min(sent + 1000) {
+                let burst = (due - sent).min(1000);
+                for _ in 0..burst {
                     let seq = next.fetch_add(1, SeqCst);
                     if ws.write(Message::text(msg(seq))).is_err() {
                         return;
                     }
-                    sent += 1;
                 }
+                sent += burst;
                 if ws.flush().is_err() {
                     return;
                 }
