@@ -232,9 +232,11 @@ impl Snapshot {
         }
     }
 
-    /// Connected, and a frame arrived within the stale threshold (or none was expected yet).
+    /// Connected, and a message arrived within `stale_timeout` (or none was due yet).
+    /// Messages, not frames: a server that answers pings but delivers nothing is not
+    /// healthy for someone who wants the data.
     pub fn healthy(&self) -> bool {
-        let fresh = match self.last_frame_age_s {
+        let fresh = match self.last_message_age_s {
             Some(age) => age <= self.stale_after_s,
             None => self.uptime_s <= self.stale_after_s,
         };
