@@ -75,6 +75,7 @@ impl Session {
     fn to_json(&self, event: &str) -> serde_json::Value {
         json!({
             "event": event,
+            "at_ms": unix_ms(),
             "connected_ms": self.connected_ms,
             "subscribed_ms": self.subscribed_ms,
             "first_msg_ms": self.first_msg_ms,
@@ -105,6 +106,12 @@ impl Coverage {
     /// Appends the session's "open" line (after subscribing).
     pub fn opened(&mut self, s: &Session) {
         self.append(&s.to_json("open"));
+    }
+
+    /// Appends a "progress" line: after a crash (no "close" line) the session counts as
+    /// covered up to its last progress line.
+    pub fn progress(&mut self, s: &Session) {
+        self.append(&s.to_json("progress"));
     }
 
     /// Appends the session's "close" line with every figure.

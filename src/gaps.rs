@@ -35,8 +35,8 @@ fn fmt_ms(ms: u64) -> String {
 
 /// The covered windows `[start, end)` in Unix ms, from the journal's lines.
 pub fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
-    // connected_ms -> (start, end)
-    let mut sessions: BTreeMap<u64, (u64, Option<u64>)> = BTreeMap::new();
+    // connected_ms -> (start, closed at, last seen alive)
+    let mut sessions: BTreeMap<u64, (u64, Option<u64>, u64)> = BTreeMap::new();
     for line in journal.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -45,18 +45,25 @@ pub fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
             continue;
         };
         let start = v["subscribed_ms"].as_u64().unwrap_or(connected);
-        let entry = sessions.entry(connected).or_insert((start, None));
+        let entry = sessions.entry(connected).or_insert((start, None, start));
+        let at = v["at_ms"]
+            .as_u64()
+            .or(v["last_msg_ms"].as_u64())
+            .unwrap_or(start);
+        entry.2 = entry.2.max(at);
         if v["event"] == "close" {
             entry.1 = v["closed_ms"].as_u64();
         }
     }
-    let starts: Vec<u64> = sessions.keys().copied().collect();
+    let last = sessions.keys().next_back().copied();
     let mut windows: Vec<(u64, u64)> = sessions
-        .values()
-        .enumerate()
-        .map(|(i, &(start, end))| {
-            // No close line: the process died; assume it ran until the next session began.
-            let end = end.unwrap_or_else(|| starts.get(i + 1).copied().unwrap_or(now_ms));
+        .iter()
+        .map(|(&connected, &(start, closed, alive))| {
+            // No close line: the process died (or, for the newest session, still runs);
+            // the session counts up to its last checkpoint (one a minute).
+            // A newest session that checkpointed recently is taken to be running.
+            let running = Some(connected) == last && now_ms.saturating_sub(alive) <= 120_000;
+            let end = closed.unwrap_or(if running { now_ms } else { alive });
             (start, end.max(start))
         })
         .collect();
@@ -147,15 +154,19 @@ mod tests {
     fn windows_and_gaps() {
         let j = r#"{"event":"open","connected_ms":1000,"subscribed_ms":1100}
 {"event":"close","connected_ms":1000,"subscribed_ms":1100,"closed_ms":5000}
-{"event":"open","connected_ms":7000,"subscribed_ms":7050}
-{"event":"open","connected_ms":9000,"subscribed_ms":9000}
+{"event":"open","connected_ms":7000,"subscribed_ms":7050,"at_ms":7050}
+{"event":"progress","connected_ms":7000,"subscribed_ms":7050,"at_ms":8000}
+{"event":"open","connected_ms":9000,"subscribed_ms":9000,"at_ms":9000}
 "#;
+        // 7000 crashed after its checkpoint at 8000; 9000 is running.
         let w = covered(j, 12_000);
-        assert_eq!(w, vec![(1100, 5000), (7050, 12_000)]);
+        assert_eq!(w, vec![(1100, 5000), (7050, 8000), (9000, 12_000)]);
         assert_eq!(
             gaps_in(&w, 0, 13_000),
-            vec![(0, 1100), (5000, 7050), (12_000, 13_000)]
+            vec![(0, 1100), (5000, 7050), (8000, 9000), (12_000, 13_000)]
         );
+        // Long after, with no checkpoint since: the newest session is not stretched.
+        assert_eq!(covered(j, 500_000).last(), Some(&(9000, 9000)));
         assert_eq!(gaps_in(&w, 2000, 4000), vec![]);
     }
 }

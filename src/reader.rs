@@ -9,7 +9,7 @@
 //! 1/[`MAX_COALESCE`] wake-ups a second instead of one per message; an idle one blocks.
 
 use std::collections::HashMap;
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Write as _};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -246,6 +246,9 @@ impl Reader {
         let mut delivered = false;
         self.bytes_since_wake = 0;
         let stale = self.cfg.stale_timeout;
+        // Coverage checkpoints: a minute with real hours (a sixtieth of the period).
+        let checkpoint_every = (self.periods.len() / 60).max(Duration::from_millis(500));
+        let mut next_checkpoint = Instant::now() + checkpoint_every;
         loop {
             let res = ws.read();
             if blocking {
@@ -330,6 +333,12 @@ impl Reader {
                             delivered,
                             retry_after: None,
                         };
+                    }
+                    if now >= next_checkpoint {
+                        if let Some(c) = self.coverage.as_mut() {
+                            c.progress(session);
+                        }
+                        next_checkpoint = now + checkpoint_every;
                     }
                     if now >= next_ping {
                         let ping = match &self.cfg.ping {
@@ -494,7 +503,8 @@ impl Reader {
         let data = &mut self.batch.data;
         if let Some(t) = recv {
             data.extend_from_slice(b"{\"recv_ns\":");
-            data.extend_from_slice(t.as_nanos().to_string().as_bytes());
+            // Formatted straight into the batch: no allocation per line.
+            let _ = write!(data, "{}", t.as_nanos());
             data.extend_from_slice(b",\"msg\":");
         }
         if valid.multiline {

@@ -16,9 +16,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
-/// The binary under test.
+/// The binary under test: `WSREC_BIN` when set (scripts/static-build runs the tests
+/// against the static build that way), else the one cargo built.
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_wsrec")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("WSREC_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wsrec").to_string())
+    })
 }
 
 /// A directory removed when dropped (kept when `WSREC_KEEP_TEST_DIRS` is set).
