@@ -76,6 +76,7 @@ impl Session {
         json!({
             "event": event,
             "at_ms": unix_ms(),
+            "pid": std::process::id(),
             "connected_ms": self.connected_ms,
             "subscribed_ms": self.subscribed_ms,
             "first_msg_ms": self.first_msg_ms,

@@ -35,8 +35,8 @@ fn fmt_ms(ms: u64) -> String {
 
 /// The covered windows `[start, end)` in Unix ms, from the journal's lines.
 pub fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
-    // connected_ms -> (start, closed at, last seen alive)
-    let mut sessions: BTreeMap<u64, (u64, Option<u64>, u64)> = BTreeMap::new();
+    // connected_ms -> (start, closed at, last seen alive, pid)
+    let mut sessions: BTreeMap<u64, (u64, Option<u64>, u64, Option<u64>)> = BTreeMap::new();
     for line in journal.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -45,7 +45,9 @@ pub fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
             continue;
         };
         let start = v["subscribed_ms"].as_u64().unwrap_or(connected);
-        let entry = sessions.entry(connected).or_insert((start, None, start));
+        let entry = sessions
+            .entry(connected)
+            .or_insert((start, None, start, v["pid"].as_u64()));
         let at = v["at_ms"]
             .as_u64()
             .or(v["last_msg_ms"].as_u64())
@@ -58,11 +60,16 @@ pub fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
     let last = sessions.keys().next_back().copied();
     let mut windows: Vec<(u64, u64)> = sessions
         .iter()
-        .map(|(&connected, &(start, closed, alive))| {
+        .map(|(&connected, &(start, closed, alive, pid))| {
             // No close line: the process died (or, for the newest session, still runs);
             // the session counts up to its last checkpoint (one a minute).
-            // A newest session that checkpointed recently is taken to be running.
-            let running = Some(connected) == last && now_ms.saturating_sub(alive) <= 120_000;
+            // The newest session is still running if its process is (or, in a journal
+            // without pids, if it checkpointed within two minutes).
+            let running = Some(connected) == last
+                && match pid {
+                    Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
+                    None => now_ms.saturating_sub(alive) <= 120_000,
+                };
             let end = closed.unwrap_or(if running { now_ms } else { alive });
             (start, end.max(start))
         })

@@ -43,9 +43,7 @@ fn status_exit_codes_healthy_stale_disconnected_absent() {
         while !*r.lock().unwrap() {
             match ws.read() {
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock =>
-                {
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     let _ = ws.flush();
                 }
                 Err(_) => break,
@@ -59,7 +57,9 @@ fn status_exit_codes_healthy_stale_disconnected_absent() {
                "reconnect_initial_delay": 0.5, "reconnect_max_delay": 1}),
     );
     let _rec = s.start();
-    wait_until(Duration::from_secs(10), "first message", || s.seqs() == vec![0]);
+    wait_until(Duration::from_secs(10), "first message", || {
+        s.seqs() == vec![0]
+    });
     let (code, out) = status_code(&s);
     assert_eq!(code, Some(0), "healthy: {out}");
 
@@ -112,19 +112,33 @@ fn log_file_survives_copytruncate() {
         .unwrap()
         .set_len(0)
         .unwrap();
-    wait_until(Duration::from_secs(5), "a new line after the truncation", || {
-        fs::read(&s.log).is_ok_and(|b| b.len() > 10)
-    });
+    wait_until(
+        Duration::from_secs(5),
+        "a new line after the truncation",
+        || fs::read(&s.log).is_ok_and(|b| b.len() > 10),
+    );
     let bytes = fs::read(&s.log).unwrap();
     assert_ne!(bytes[0], 0, "no hole of zero bytes at the start");
     assert!(!bytes.contains(&0));
     let text = String::from_utf8(bytes).unwrap();
-    assert!(text.starts_with("20"), "starts with a timestamped line: {text:.80}");
-    assert!(fs::read_to_string(&rotated).unwrap().contains("connected to"));
+    assert!(
+        text.starts_with("20"),
+        "starts with a timestamped line: {text:.80}"
+    );
+    assert!(
+        fs::read_to_string(&rotated)
+            .unwrap()
+            .contains("connected to")
+    );
 }
 
 fn deploy(name: &str) -> String {
-    fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(name)).unwrap()
+    fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy")
+            .join(name),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -175,7 +189,10 @@ fn deploy_files_are_consistent_and_in_the_readme() {
     }
     // The template unit differs from the plain one in its ExecStart, which is shown.
     let template = deploy("wsrec@.service");
-    let exec = template.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+    let exec = template
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .unwrap();
     assert!(readme.contains(exec), "README shows the template's {exec}");
     // The cron line calls the script with options it accepts.
     let cron = deploy("wsrec.cron");
@@ -194,8 +211,18 @@ fn deploy_files_are_consistent_and_in_the_readme() {
     assert!(out.status.success());
     // The example config for the units is valid and uses the units' directories.
     let cfg: serde_json::Value = serde_json::from_str(&deploy("config.json")).unwrap();
-    assert!(cfg["output_dir"].as_str().unwrap().starts_with("/var/lib/wsrec"));
-    assert!(cfg["status_socket"].as_str().unwrap().starts_with("/run/wsrec"));
+    assert!(
+        cfg["output_dir"]
+            .as_str()
+            .unwrap()
+            .starts_with("/var/lib/wsrec")
+    );
+    assert!(
+        cfg["status_socket"]
+            .as_str()
+            .unwrap()
+            .starts_with("/run/wsrec")
+    );
     let unit = deploy("wsrec.service");
     for dir in ["/var/lib/wsrec", "/var/log/wsrec", "/run/wsrec"] {
         assert!(unit.contains(dir), "{dir} is writable in the unit");
