@@ -41,6 +41,32 @@ static STRING_CLASS: [u8; 256] = {
     t
 };
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Index of the first byte at or after `i` that may end a run of plain string bytes
+/// (a quote, a backslash or a control character), or the last few bytes' start.
+///
+/// Eight bytes at a time (SWAR): strings are most of a market-data message, and this is
+/// the hottest loop of the check. In each test below, a flag can be spurious only in a
+/// byte above a genuine one, so the lowest flag is always exact.
+#[inline(always)]
+fn skip_plain(s: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = s.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap());
+        let quote = w ^ (LO * b'"' as u64);
+        let backslash = w ^ (LO * b'\\' as u64);
+        let zero_in = |v: u64| v.wrapping_sub(LO) & !v & HI;
+        let control = w.wrapping_sub(LO * 0x20) & !w & HI;
+        let m = zero_in(quote) | zero_in(backslash) | control;
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i
+}
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
@@ -72,6 +98,7 @@ impl Parser<'_> {
         let mut i = start;
         let s = self.s;
         loop {
+            i = skip_plain(s, i);
             let b = *s.get(i)?;
             match STRING_CLASS[b as usize] {
                 0 => i += 1,
@@ -285,6 +312,26 @@ pub fn compact_into(msg: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn string_scan_finds_every_special_byte_at_every_offset() {
+        for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+            for len in 0..40 {
+                for pos in 0..len {
+                    let mut v = vec![b'a'; len];
+                    // Bytes that must not stop the scan: high UTF-8 bytes and 0x20.
+                    for (k, b) in v.iter_mut().enumerate() {
+                        *b = [b'a', 0xc3, 0xa9, b' ', 0x7f, 0xff][k % 6];
+                    }
+                    v[pos] = special;
+                    let got = skip_plain(&v, 0);
+                    assert!(got <= pos, "special {special:#x} at {pos} of {len}: {got}");
+                    // Every byte before the answer is plain.
+                    assert!(v[..got].iter().all(|&b| STRING_CLASS[b as usize] == 0));
+                }
+            }
+        }
+    }
 
     #[test]
     fn accepts_json_values() {
