@@ -624,7 +624,11 @@ fn connect(cfg: &Config) -> Result<Ws, End> {
             Ok(s) => MaybeTlsStream::NativeTls(s),
             Err(native_tls::HandshakeError::Failure(e)) => {
                 let text = e.to_string();
-                let plain = if text.contains("certificate verify failed") {
+                // 0A000086 is OpenSSL 3's "certificate verify failed", for builds without
+                // error strings (the static build); the verify result follows in words.
+                let plain = if text.contains("certificate verify failed")
+                    || text.contains("0A000086")
+                {
                     format!(
                         "TLS: the certificate of {hostport} is not trusted (is its CA in the system trust store, or in SSL_CERT_FILE?): {text}"
                     )
