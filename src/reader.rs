@@ -241,7 +241,9 @@ impl Reader {
         let mut last_rx = Instant::now();
         let mut got_frame = false;
         let mut got_msg = false;
-        let mut wake_at = Instant::now();
+        // When the socket was last drained: the bytes read since, over the time since,
+        // is the incoming rate (the sleep in between included).
+        let mut last_drain = Instant::now();
         let mut next_ping = Instant::now() + self.cfg.ping_interval;
         let mut delivered = false;
         self.bytes_since_wake = 0;
@@ -371,7 +373,8 @@ impl Reader {
                     let until_timer = next_ping
                         .min(last_rx + stale)
                         .saturating_duration_since(now);
-                    let elapsed = now.duration_since(wake_at).as_secs_f64().max(1e-6);
+                    let elapsed = now.duration_since(last_drain).as_secs_f64().max(1e-6);
+                    last_drain = now;
                     let bytes = std::mem::take(&mut self.bytes_since_wake);
                     if bytes == 0 {
                         let t = until_timer.clamp(Duration::from_millis(1), IDLE_POLL);
@@ -387,7 +390,6 @@ impl Reader {
                             .min(until_timer);
                         std::thread::sleep(d);
                     }
-                    wake_at = Instant::now();
                 }
                 Err(e) => {
                     self.ship();
