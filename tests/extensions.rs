@@ -7,19 +7,11 @@ use std::fs;
 use std::process::Command;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
 use tungstenite::Message;
-
-fn hold(mut ws: tungstenite::WebSocket<std::net::TcpStream>) {
-    ws.get_ref()
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    thread::spawn(move || while ws.read().is_ok() {});
-}
 
 #[test]
 fn several_topics_route_to_their_own_files() {

@@ -4,7 +4,7 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixListener;
 use std::process::Command;
@@ -18,18 +18,6 @@ use serde_json::json;
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
-
-/// Keeps reading (and so answering pings) until the client leaves.
-fn hold<S: Read + Write + Send + 'static>(mut ws: tungstenite::WebSocket<S>) {
-    thread::spawn(move || while ws.read().is_ok() {});
-}
-
-fn hold_tcp(ws: tungstenite::WebSocket<TcpStream>) {
-    ws.get_ref()
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    hold(ws);
-}
 
 #[test]
 fn tcp_reset_three_times_loses_nothing() {
@@ -47,7 +35,7 @@ fn tcp_reset_three_times_loses_nothing() {
             drop(ws);
             reset(tcp);
         } else {
-            hold_tcp(ws);
+            hold(ws);
         }
     });
     let s = Setup::new("rst", &server.url(), json!({}));
@@ -84,7 +72,7 @@ fn close_1001_is_clean_and_both_sessions_are_recorded() {
             .unwrap();
             while ws.read().is_ok() {}
         } else {
-            hold_tcp(ws);
+            hold(ws);
         }
     });
     let s = Setup::new("close1001", &server.url(), json!({}));
@@ -129,7 +117,7 @@ fn stalled_server_is_left_after_stale_timeout() {
         if i == 0 {
             h.lock().unwrap().push(ws);
         } else {
-            hold_tcp(ws);
+            hold(ws);
         }
     });
     let s = Setup::new(
@@ -187,7 +175,7 @@ fn handshake_refusals_back_off_and_honour_retry_after() {
             _ => {
                 let (mut ws, _) = accept_subscribed(stream);
                 send_range(&mut ws, 0..10);
-                hold_tcp(ws);
+                hold(ws);
             }
         }
     });
@@ -233,7 +221,7 @@ fn application_ping_keeps_a_strict_server_happy() {
                 }
                 if start.elapsed() > Duration::from_secs(5) {
                     send_range(&mut ws, 0..1);
-                    hold_tcp(ws);
+                    hold(ws);
                     return;
                 }
                 match ws.read() {
@@ -323,7 +311,7 @@ fn bad_frames_are_refused_counted_and_survived() {
             }
             _ => {
                 send_range(&mut ws, 100..110);
-                hold_tcp(ws);
+                hold(ws);
                 return;
             }
         };
@@ -663,7 +651,7 @@ fn disk_full_with_drop_counts_what_it_drops() {
 fn status_socket_leftover_live_and_absent() {
     let server = Server::start(|_, stream| {
         let (ws, _) = accept_subscribed(stream);
-        hold_tcp(ws);
+        hold(ws);
     });
     let s = Setup::new("sock", &server.url(), json!({}));
     // A leftover socket file of a dead process.

@@ -401,6 +401,15 @@ pub fn accept_subscribed(stream: TcpStream) -> (WebSocket<TcpStream>, String) {
     (ws, sub)
 }
 
+/// Keeps reading a server-side connection on its own thread (so that the client's
+/// pings get pongs and its close frames are answered) until the client leaves.
+pub fn hold(mut ws: WebSocket<TcpStream>) {
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    thread::spawn(move || while ws.read().is_ok() {});
+}
+
 /// A data message with sequence number `seq` for topic `t`, about 100 bytes.
 pub fn msg(seq: u64) -> String {
     format!(r#"{{"topic":"t","seq":{seq},"data":[{{"p":"67011.5","v":"0.001","S":"Buy"}}]}}"#)
