@@ -7,6 +7,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixListener;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -814,6 +815,79 @@ mod tls {
             Some(0)
         );
         assert_eq!(s.seqs(), (0..100).collect::<Vec<_>>());
+    }
+
+    /// The system trust store: the test CA is put in /etc/ssl/certs for the recorder
+    /// alone, with a private mount namespace (root only), and SSL_CERT_FILE is unset.
+    #[test]
+    fn wss_with_the_system_trust_store_records() {
+        if unsafe { libc::geteuid() } != 0 || !Path::new("/etc/ssl/certs").is_dir() {
+            println!("skipped: needs root and /etc/ssl/certs to bind-mount a test trust store");
+            return;
+        }
+        let (server, ca_pem, _) = server("wss-sys", |_, mut ws| {
+            let _ = read_text(&mut ws);
+            send_range(&mut ws, 0..50);
+            let _ = ws
+                .get_ref()
+                .get_ref()
+                .set_read_timeout(Some(Duration::from_secs(60)));
+            while ws.read().is_ok() {}
+        });
+        let url = format!("wss://127.0.0.1:{}/", server.addr.port());
+        let s = Setup::new("wss-sys", &url, json!({}));
+        let store = s.dir.path().join("certs");
+        fs::create_dir_all(&store).unwrap();
+        fs::write(store.join("ca-certificates.crt"), &ca_pem).unwrap();
+        let stderr = s.dir.path().join("stderr.sys");
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount --bind "$0" /etc/ssl/certs && exec "$1" --config "$2""#)
+            .arg(&store)
+            .arg(bin())
+            .arg(&s.config)
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
+            .current_dir(s.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn();
+        let Ok(child) = child else {
+            println!("skipped: unshare is not available");
+            return;
+        };
+        let mut rec = Recorder {
+            child,
+            stderr: stderr.clone(),
+            stdout: stderr,
+        };
+        let mut ok = false;
+        let end = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < end {
+            if s.seqs().len() == 50 {
+                ok = true;
+                break;
+            }
+            if let Some(st) = rec.child.try_wait().unwrap() {
+                let err = rec.stderr_text();
+                if err.contains("unshare") || err.contains("mount") {
+                    println!("skipped: no private mount namespace here ({st}): {err}");
+                    return;
+                }
+                panic!("recorder exited: {st} {err}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            ok,
+            "50 lines over TLS with the system store: {}",
+            s.log_text()
+        );
+        rec.term();
+        assert_eq!(
+            rec.wait_exit(Duration::from_secs(3)).unwrap().code(),
+            Some(0)
+        );
     }
 
     #[test]
