@@ -421,4 +421,68 @@ mod tests {
         assert_eq!(out, br#"{"a":[1,2],"s":"x y \" z"}"#);
         assert!(!check(br#"{"a": 1}"#).unwrap().multiline);
     }
+
+    /// Differential test: on 300,000 mutations of valid messages, the check agrees with
+    /// serde_json about what is one JSON value, and compaction of what it accepts gives
+    /// a single line that serde_json reads as the same value.
+    #[test]
+    fn agrees_with_serde_json_on_mutated_messages() {
+        let seeds: [&[u8]; 6] = [
+            br#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1795572754242,"data":[{"T":1795572754240,"s":"BTCUSDT","S":"Sell","v":"0.001","p":"37079.19","L":"PlusTick","i":"910a2dec","BT":false,"seq":1}]}"#,
+            br#"{"a":[1,-2.5e+3,0.0,1E-7,true,false,null,{},[]],"s":"esc \" \\ \/ \n \u00e9 \t","n":{"m":{"k":[[]]}}}"#,
+            b"{\n  \"pretty\": [1, 2],\r\n  \"s\": \"a b\"\n}",
+            br#"[{"x":"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\\"},-0,1e5,"\u20ac"]"#,
+            br#""just a string with \"quotes\" in it""#,
+            b"  12345.678e-9  ",
+        ];
+        let alphabet = b"{}[]:,\" \\/0123456789+-.eEtrufalsn\t\n\rabu\x01";
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let mut accepted = 0;
+        for case in 0..300_000 {
+            let mut m = seeds[case % seeds.len()].to_vec();
+            for _ in 0..1 + rnd(3) {
+                let at = rnd(m.len() + 1);
+                let b = alphabet[rnd(alphabet.len())];
+                match rnd(3) {
+                    0 if at < m.len() => m[at] = b,
+                    1 if at < m.len() => {
+                        m.remove(at);
+                    }
+                    _ => m.insert(at, b),
+                }
+            }
+            let ours = check(&m);
+            // Syntax only (IgnoredAny): JSON has no number range, serde_json's f64 has.
+            let syntax = serde_json::from_slice::<serde::de::IgnoredAny>(&m);
+            let theirs = serde_json::from_slice::<serde_json::Value>(&m);
+            assert_eq!(
+                ours.is_ok(),
+                syntax.is_ok(),
+                "disagree on {:?}: ours {ours:?}, serde_json {syntax:?}",
+                String::from_utf8_lossy(&m)
+            );
+            if let (Ok(v), Ok(value)) = (ours, theirs) {
+                accepted += 1;
+                let mut line = Vec::new();
+                if v.multiline {
+                    compact_into(&m, &mut line);
+                } else {
+                    line.extend_from_slice(&m);
+                }
+                assert!(!line.contains(&b'\n') && !line.contains(&b'\r'));
+                let again: serde_json::Value = serde_json::from_slice(&line).unwrap();
+                assert_eq!(again, value);
+            }
+        }
+        assert!(
+            accepted > 10_000,
+            "the mutations keep enough valid cases: {accepted}"
+        );
+    }
 }
