@@ -2,6 +2,8 @@
 //! carries batches of finished lines to a writer thread that appends them to hourly
 //! files, and a status thread answers `--status` on a Unix socket.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod backoff;
 pub mod batch;
