@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -91,28 +92,41 @@ impl Session {
 /// The open journal.
 pub struct Coverage {
     file: Option<File>,
+    /// Interval of "progress" lines.
+    every: Duration,
+    /// When the next "progress" line is due.
+    next_progress: Instant,
 }
 
 impl Coverage {
-    /// Opens (appends to) the journal in `dir`; a failure is logged and the journal skipped.
-    pub fn new(dir: &Path) -> Coverage {
+    /// Opens (appends to) the journal in `dir`, with a "progress" line every `every`
+    /// while connected; a failure is logged and the journal skipped.
+    pub fn new(dir: &Path, every: Duration) -> Coverage {
         let path = dir.join(FILE_NAME);
         let file = OpenOptions::new().create(true).append(true).open(&path);
         if let Err(e) = &file {
             log::error!("coverage journal {}: {e}", path.display());
         }
-        Coverage { file: file.ok() }
+        Coverage {
+            file: file.ok(),
+            every,
+            next_progress: Instant::now() + every,
+        }
     }
 
     /// Appends the session's "open" line (after subscribing).
     pub fn opened(&mut self, s: &Session) {
+        self.next_progress = Instant::now() + self.every;
         self.append(&s.to_json("open"));
     }
 
-    /// Appends a "progress" line: after a crash (no "close" line) the session counts as
-    /// covered up to its last progress line.
-    pub fn progress(&mut self, s: &Session) {
-        self.append(&s.to_json("progress"));
+    /// Appends a "progress" line when one is due: after a crash (no "close" line) the
+    /// session counts as covered up to its last progress line.
+    pub fn tick(&mut self, s: &Session, now: Instant) {
+        if now >= self.next_progress {
+            self.next_progress = now + self.every;
+            self.append(&s.to_json("progress"));
+        }
     }
 
     /// Appends the session's "close" line with every figure.

@@ -61,10 +61,10 @@ pub fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
     let mut windows: Vec<(u64, u64)> = sessions
         .iter()
         .map(|(&connected, &(start, closed, alive, pid))| {
-            // No close line: the process died (or, for the newest session, still runs);
-            // the session counts up to its last checkpoint (one a minute).
-            // The newest session is still running if its process is (or, in a journal
-            // without pids, if it checkpointed within two minutes).
+            // No close line: the process died, and the session counts up to its last
+            // checkpoint (one a minute); or, for the newest session, it still runs: its
+            // process is alive (or, in a journal without pids, it checkpointed within
+            // two minutes).
             let running = Some(connected) == last
                 && match pid {
                     Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),

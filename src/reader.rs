@@ -116,7 +116,11 @@ impl Reader {
             .enumerate()
             .map(|(i, t)| (t.as_bytes().to_vec(), i as u32))
             .collect();
-        let coverage = cfg.coverage_journal.then(|| Coverage::new(&cfg.output_dir));
+        // Coverage checkpoints: a minute with real hours (a sixtieth of the period).
+        let checkpoint_every = (periods.len() / 60).max(Duration::from_millis(500));
+        let coverage = cfg
+            .coverage_journal
+            .then(|| Coverage::new(&cfg.output_dir, checkpoint_every));
         Reader {
             cfg,
             stats,
@@ -248,9 +252,6 @@ impl Reader {
         let mut delivered = false;
         self.bytes_since_wake = 0;
         let stale = self.cfg.stale_timeout;
-        // Coverage checkpoints: a minute with real hours (a sixtieth of the period).
-        let checkpoint_every = (self.periods.len() / 60).max(Duration::from_millis(500));
-        let mut next_checkpoint = Instant::now() + checkpoint_every;
         loop {
             let res = ws.read();
             if blocking {
@@ -336,11 +337,8 @@ impl Reader {
                             retry_after: None,
                         };
                     }
-                    if now >= next_checkpoint {
-                        if let Some(c) = self.coverage.as_mut() {
-                            c.progress(session);
-                        }
-                        next_checkpoint = now + checkpoint_every;
+                    if let Some(c) = self.coverage.as_mut() {
+                        c.tick(session, now);
                     }
                     if now >= next_ping {
                         let ping = match &self.cfg.ping {
