@@ -213,10 +213,7 @@ fn side_by_side_with_a_running_recorder_nothing_is_lost() {
                 }
                 thread::sleep(Duration::from_millis(2));
             }
-            ws.get_ref()
-                .set_read_timeout(Some(Duration::from_secs(60)))
-                .unwrap();
-            while ws.read().is_ok() {}
+            hold(ws);
         });
     });
     let s = Setup::new("czlive", &server.url(), json!({}));

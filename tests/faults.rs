@@ -528,10 +528,7 @@ fn disk_full(
                     return;
                 }
             }
-            ws.get_ref()
-                .set_read_timeout(Some(Duration::from_secs(120)))
-                .unwrap();
-            while ws.read().is_ok() {}
+            hold(ws);
         });
     });
     let s = Setup::new(
@@ -700,7 +697,7 @@ mod tls {
     use openssl::bn::BigNum;
     use openssl::hash::MessageDigest;
     use openssl::pkey::{PKey, Private};
-    use openssl::ssl::{SslAcceptor, SslMethod};
+    use openssl::ssl::{SslAcceptor, SslMethod, SslStream};
     use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
     use openssl::x509::{X509, X509NameBuilder};
 
@@ -757,13 +754,8 @@ mod tls {
 
     /// A wss:// server with a fresh CA; returns it and the CA's PEM.
     pub fn server(
-        tag: &str,
-        on_session: impl Fn(usize, tungstenite::WebSocket<openssl::ssl::SslStream<TcpStream>>)
-        + Send
-        + Sync
-        + 'static,
+        on_session: impl Fn(usize, tungstenite::WebSocket<SslStream<TcpStream>>) + Send + Sync + 'static,
     ) -> (Server, Vec<u8>, Arc<AtomicU64>) {
-        let _ = tag;
         let ca_key = key();
         let ca = cert("wsrec test CA", &ca_key, None);
         let srv_key = key();
@@ -790,17 +782,23 @@ mod tls {
         (server, ca.to_pem().unwrap(), handshakes)
     }
 
-    #[test]
-    fn wss_with_ssl_cert_file_records() {
-        let (server, ca_pem, _) = server("wss", |_, mut ws| {
+    /// A session handler: reads the subscribe message, sends `n` messages, then
+    /// keeps reading until the client leaves.
+    fn feed_tls(n: u64) -> impl Fn(usize, tungstenite::WebSocket<SslStream<TcpStream>>) {
+        move |_, mut ws| {
             let _ = read_text(&mut ws);
-            send_range(&mut ws, 0..100);
+            send_range(&mut ws, 0..n);
             let _ = ws
                 .get_ref()
                 .get_ref()
                 .set_read_timeout(Some(Duration::from_secs(60)));
             while ws.read().is_ok() {}
-        });
+        }
+    }
+
+    #[test]
+    fn wss_with_ssl_cert_file_records() {
+        let (server, ca_pem, _) = server(feed_tls(100));
         let url = format!("wss://127.0.0.1:{}/", server.addr.port());
         let s = Setup::new("wss", &url, json!({}));
         let ca = s.dir.path().join("ca.pem");
@@ -825,15 +823,7 @@ mod tls {
             println!("skipped: needs root and /etc/ssl/certs to bind-mount a test trust store");
             return;
         }
-        let (server, ca_pem, _) = server("wss-sys", |_, mut ws| {
-            let _ = read_text(&mut ws);
-            send_range(&mut ws, 0..50);
-            let _ = ws
-                .get_ref()
-                .get_ref()
-                .set_read_timeout(Some(Duration::from_secs(60)));
-            while ws.read().is_ok() {}
-        });
+        let (server, ca_pem, _) = server(feed_tls(50));
         let url = format!("wss://127.0.0.1:{}/", server.addr.port());
         let s = Setup::new("wss-sys", &url, json!({}));
         let store = s.dir.path().join("certs");
@@ -892,7 +882,7 @@ mod tls {
 
     #[test]
     fn wss_without_the_ca_is_a_plain_certificate_error_retried() {
-        let (server, _, handshakes) = server("wss-noca", |_, mut ws| {
+        let (server, _, handshakes) = server(|_, mut ws| {
             send_range(&mut ws, 0..10);
         });
         let url = format!("wss://127.0.0.1:{}/", server.addr.port());

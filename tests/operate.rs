@@ -92,10 +92,7 @@ fn log_file_survives_copytruncate() {
         thread::spawn(move || {
             let (mut ws, _) = accept_subscribed(stream);
             send_range(&mut ws, 0..10);
-            ws.get_ref()
-                .set_read_timeout(Some(Duration::from_secs(60)))
-                .unwrap();
-            while ws.read().is_ok() {}
+            hold(ws);
         });
     });
     let s = Setup::new("logrot", &server.url(), json!({"status_interval": 0.2}));

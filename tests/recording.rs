@@ -22,10 +22,7 @@ fn feed(n: u64, subs: mpsc::Sender<String>) -> Server {
             let (mut ws, sub) = accept_subscribed(stream);
             let _ = subs.send(sub);
             send_range(&mut ws, 0..n);
-            ws.get_ref()
-                .set_read_timeout(Some(Duration::from_secs(60)))
-                .unwrap();
-            while ws.read().is_ok() {}
+            hold(ws);
         });
     })
 }
@@ -117,10 +114,7 @@ fn hourly_rotation_closes_past_hours_without_traffic() {
                 i += 1;
                 thread::sleep(Duration::from_millis(20));
             }
-            ws.get_ref()
-                .set_read_timeout(Some(Duration::from_secs(60)))
-                .unwrap();
-            while ws.read().is_ok() {}
+            hold(ws);
         });
     });
     let s = Setup::new("rotate", &server.url(), json!({}));
@@ -174,7 +168,7 @@ fn resubscribes_after_every_connect() {
             let _ = ws.flush();
             while ws.read().is_ok() {}
         } else {
-            thread::spawn(move || while ws.read().is_ok() {});
+            hold(ws);
         }
     });
     let s = Setup::new(
@@ -207,7 +201,7 @@ fn empty_subscribe_message_sends_nothing() {
         let got = read_text(&mut ws);
         tx.send(got).unwrap();
         send_range(&mut ws, 0..3);
-        thread::spawn(move || while ws.read().is_ok() {});
+        hold(ws);
     });
     let s = Setup::new("nosub", &server.url(), json!({"subscribe_message": ""}));
     let _rec = s.start();
@@ -313,7 +307,7 @@ fn backoff_grows_with_jitter_and_resets_after_data() {
         } else {
             let (mut ws, _) = accept_subscribed(stream);
             send_range(&mut ws, 1..2);
-            thread::spawn(move || while ws.read().is_ok() {});
+            hold(ws);
         }
     });
     let s = Setup::new(
