@@ -2,23 +2,23 @@
 //! start the writer, reader and status threads and shut them down in order.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 
 use crate::batch;
 use crate::cli::{Args, Command};
-use crate::clock::Periods;
+use crate::clock::Timing;
 use crate::config::Config;
 use crate::error::Fatal;
+use crate::journal::gaps;
+use crate::logging;
 use crate::reader::Reader;
-use crate::stats::Stats;
+use crate::shutdown::Shutdown;
 use crate::status::{self, StatusServer};
-use crate::writer::Writer;
-use crate::{gaps, logging};
+use crate::writer::{self, Writer};
 
 /// Runs what the flags ask for; returns the exit code.
-pub fn run(args: Args) -> Result<u8, Fatal> {
+pub(crate) fn run(args: Args) -> Result<u8, Fatal> {
     if args.version {
         println!("wsrec {}", env!("CARGO_PKG_VERSION"));
         return Ok(0);
@@ -31,32 +31,43 @@ pub fn run(args: Args) -> Result<u8, Fatal> {
         return gaps::run(&cfg.output_dir, g);
     }
     if args.status {
-        let path = cfg.status_socket.as_ref().ok_or_else(|| {
-            Fatal::Usage(format!(
-                "config {}: field \"status_socket\" is empty, so there is nothing to ask",
-                args.config
-            ))
-        })?;
+        let path = cfg
+            .status_socket
+            .as_ref()
+            .ok_or_else(|| cfg.error("status_socket", "is empty, so there is nothing to ask"))?;
         return status::query(path, args.json);
     }
     record(cfg, args.debug)
 }
 
-fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<thread::JoinHandle<()>, Fatal> {
+/// Starts a named thread in `scope`.
+fn spawn<'scope, 'env>(
+    scope: &'scope thread::Scope<'scope, 'env>,
+    name: &str,
+    f: impl FnOnce() + Send + 'scope,
+) -> Result<thread::ScopedJoinHandle<'scope, ()>, Fatal> {
     thread::Builder::new()
         .name(name.into())
-        .spawn(f)
+        .spawn_scoped(scope, f)
         .map_err(|e| Fatal::Other(format!("cannot start the {name} thread: {e}")))
 }
 
 /// Records until SIGINT/SIGTERM.
 fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
     logging::init(&cfg, debug)?;
-    let server = match &cfg.status_socket {
-        Some(p) => Some(Arc::new(StatusServer::bind(p)?)),
+    // A panic aborts the process (panic = "abort"): put it in the log first, where the
+    // operator looks, not only on stderr.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = thread::current();
+        log::error!("thread {} panicked: {info}", thread.name().unwrap_or("?"));
+        default_hook(info);
+    }));
+    writer::prepare_output_dir(&cfg)?;
+    let mut server = match &cfg.status_socket {
+        Some(p) => Some(StatusServer::bind(p)?),
         None => None,
     };
-    let cfg = Arc::new(cfg);
     log::info!(
         "wsrec {} starting: {} -> {} (topics: {})",
         env!("CARGO_PKG_VERSION"),
@@ -65,61 +76,64 @@ fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
         cfg.topics.join(", ")
     );
 
-    let quit = Arc::new(AtomicBool::new(false));
-    // Dropping the sender wakes every wait on the receiver at once.
-    let (quit_tx, quit_rx) = crossbeam_channel::bounded::<()>(0);
-    let quit_tx = Mutex::new(Some(quit_tx));
+    let shutdown = Arc::new(
+        Shutdown::new()
+            .map_err(|e| Fatal::Other(format!("cannot create the shutdown wake: {e}")))?,
+    );
     {
-        let quit = quit.clone();
+        let shutdown = shutdown.clone();
         ctrlc::set_handler(move || {
-            if !quit.swap(true, Relaxed) {
+            if shutdown.trigger() {
                 log::info!("signal received: shutting down");
-            }
-            if let Ok(mut tx) = quit_tx.lock() {
-                tx.take();
             }
         })
         .map_err(|e| Fatal::Other(format!("cannot install the signal handler: {e}")))?;
     }
-
-    let stats = Arc::new(Stats::new(cfg.buffer_size, cfg.stale_timeout.as_secs_f64()));
-    let periods = Periods::from_env();
+    let shutdown = &*shutdown;
+    let stats = &status::Stats::new(cfg.buffer_size, cfg.stale_timeout.as_secs_f64());
+    let cfg = &cfg;
+    let timing = Timing::from_env();
     let (reader_side, writer_side) = batch::channel(cfg.buffer_size);
 
-    let writer = Writer::new(
-        cfg.clone(),
-        stats.clone(),
-        writer_side,
-        periods,
-        quit.clone(),
-    );
-    let writer = spawn("writer", move || writer.run())?;
-    let reader = Reader::new(
-        cfg.clone(),
-        stats.clone(),
-        reader_side,
-        periods,
-        quit.clone(),
-        quit_rx,
-    );
-    let reader = spawn("reader", move || reader.run())?;
-    let status_thread = server
-        .clone()
-        .map(|s| status::spawn(s, stats.clone(), quit.clone()));
-
-    // Shutdown order: the reader stops and hangs up; the writer drains the channel and
-    // closes the files; then the status socket goes.
-    let reader_ok = reader.join().is_ok();
-    let writer_ok = writer.join().is_ok();
-    quit.store(true, Relaxed);
-    if let (Some(server), Some(t)) = (server.as_ref(), status_thread) {
-        status::wake(server.path());
-        let _ = t.join();
-    }
+    thread::scope(|scope| -> Result<(), Fatal> {
+        let status_thread = match server.as_mut() {
+            Some(server) => Some(spawn(scope, "status", move || {
+                server.serve(stats, shutdown)
+            })?),
+            None => None,
+        };
+        let writer = Writer::new(cfg, stats, shutdown, writer_side, timing);
+        let writer = spawn(scope, "writer", move || writer.run());
+        let reader = Reader::new(cfg, stats, shutdown, reader_side, timing);
+        let reader = writer.and_then(|w| Ok((w, spawn(scope, "reader", move || reader.run())?)));
+        // Shutdown order: the reader stops and hangs up; the writer drains the channel
+        // and closes the files; then the status thread goes, and its socket with it.
+        let started = match reader {
+            Ok((writer, reader)) => {
+                // Only in builds that unwind (tests); release builds abort in the hook.
+                let panicked = [("reader", reader.join()), ("writer", writer.join())]
+                    .into_iter()
+                    .find_map(|(name, r)| r.is_err().then_some(name));
+                match panicked {
+                    Some(name) => Err(Fatal::Other(format!(
+                        "the {name} thread panicked; see the log"
+                    ))),
+                    None => Ok(()),
+                }
+            }
+            // A thread that did not start: stop the ones that did.
+            Err(e) => {
+                shutdown.trigger();
+                Err(e)
+            }
+        };
+        shutdown.release_status();
+        if let Some(t) = status_thread {
+            let _ = t.join();
+        }
+        started
+    })?;
     drop(server);
-    if !(reader_ok && writer_ok) {
-        return Err(Fatal::Other("a thread panicked; see the log".into()));
-    }
     log::info!("stopped: {}", stats.snapshot().line());
     Ok(0)
 }

@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 /// Where a run of lines goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dest {
+pub(crate) enum Dest {
     /// The file of configured topic number N.
     Topic(u32),
     /// The control file (multi-topic mode: messages that name no configured topic).
@@ -18,31 +18,31 @@ pub enum Dest {
 
 /// A run of consecutive lines in a batch with the same destination.
 #[derive(Debug, Clone, Copy)]
-pub struct Segment {
+pub(crate) struct Segment {
     /// Where the lines go.
-    pub dest: Dest,
+    pub(crate) dest: Dest,
     /// End offset of the run in [`Batch::data`] (the start is the previous end).
-    pub end: usize,
+    pub(crate) end: usize,
     /// How many lines the run holds.
-    pub lines: u32,
+    pub(crate) lines: u32,
 }
 
 /// Lines received within one period (UTC hour), ready to write.
 #[derive(Debug, Default)]
-pub struct Batch {
+pub(crate) struct Batch {
     /// Start of the period (Unix seconds) in which every line here was received.
-    pub period: u64,
+    pub(crate) period: u64,
     /// The lines, each terminated by `\n`.
-    pub data: Vec<u8>,
+    pub(crate) data: Vec<u8>,
     /// Runs of lines by destination, in order, covering `data`.
-    pub segments: Vec<Segment>,
+    pub(crate) segments: Vec<Segment>,
     /// Total lines.
-    pub lines: u32,
+    pub(crate) lines: u32,
 }
 
 impl Batch {
     /// Starts a batch for `period` on a recycled buffer.
-    pub fn new(period: u64, mut data: Vec<u8>, mut segments: Vec<Segment>) -> Batch {
+    pub(crate) fn new(period: u64, mut data: Vec<u8>, mut segments: Vec<Segment>) -> Batch {
         data.clear();
         segments.clear();
         Batch {
@@ -55,7 +55,7 @@ impl Batch {
 
     /// Records that the bytes appended since the last call form one line for `dest`.
     #[inline]
-    pub fn end_line(&mut self, dest: Dest) {
+    pub(crate) fn end_line(&mut self, dest: Dest) {
         self.lines += 1;
         let end = self.data.len();
         match self.segments.last_mut() {
@@ -72,7 +72,7 @@ impl Batch {
     }
 
     /// Iterates over `(dest, bytes, lines)` runs.
-    pub fn runs(&self) -> impl Iterator<Item = (Dest, &[u8], u32)> {
+    pub(crate) fn runs(&self) -> impl Iterator<Item = (Dest, &[u8], u32)> {
         let mut start = 0;
         self.segments.iter().map(move |s| {
             let r = (s.dest, &self.data[start..s.end], s.lines);
@@ -84,34 +84,34 @@ impl Batch {
 
 /// Buffers larger than this are freed rather than pooled, so that one huge message
 /// does not pin its memory for the life of the process.
-pub const POOL_MAX_BUFFER: usize = 1 << 20;
+pub(crate) const POOL_MAX_BUFFER: usize = 1 << 20;
 
 /// The reader's ends of the two channels.
-pub struct ReaderSide {
+pub(crate) struct ReaderSide {
     /// Full batches to the writer.
-    pub tx: Sender<Batch>,
+    pub(crate) tx: Sender<Batch>,
     /// Empty buffers back from the writer.
-    pub pool: Receiver<(Vec<u8>, Vec<Segment>)>,
+    pub(crate) pool: Receiver<(Vec<u8>, Vec<Segment>)>,
 }
 
 /// The writer's ends of the two channels.
-pub struct WriterSide {
+pub(crate) struct WriterSide {
     /// Full batches from the reader.
-    pub rx: Receiver<Batch>,
+    pub(crate) rx: Receiver<Batch>,
     /// Empty buffers back to the reader.
-    pub pool: Sender<(Vec<u8>, Vec<Segment>)>,
+    pub(crate) pool: Sender<(Vec<u8>, Vec<Segment>)>,
 }
 
 /// How many messages one batch may hold, and how many batches the channel holds, so
 /// that the channel never holds more than about `buffer_size` messages.
-pub fn shape(buffer_size: usize) -> (usize, usize) {
+pub(crate) fn shape(buffer_size: usize) -> (usize, usize) {
     let per_batch = (buffer_size / 8).clamp(1, 1024);
     let batches = (buffer_size / per_batch).max(1);
     (per_batch, batches)
 }
 
 /// The two channels between reader and writer for a channel of `buffer_size` messages.
-pub fn channel(buffer_size: usize) -> (ReaderSide, WriterSide) {
+pub(crate) fn channel(buffer_size: usize) -> (ReaderSide, WriterSide) {
     let (_, batches) = shape(buffer_size);
     let (tx, rx) = crossbeam_channel::bounded(batches);
     let (pool_tx, pool_rx) = crossbeam_channel::bounded(batches + 2);

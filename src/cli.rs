@@ -4,37 +4,37 @@ use argh::FromArgs;
 
 /// Records a WebSocket stream, verbatim, to hourly JSONL files.
 #[derive(FromArgs, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// config file (default: config.json)
     #[argh(option, default = "String::from(\"config.json\")")]
-    pub config: String,
+    pub(crate) config: String,
 
     /// log to stdout at debug level, whatever the config says
     #[argh(switch)]
-    pub debug: bool,
+    pub(crate) debug: bool,
 
     /// print the running instance's status line and exit (0 healthy, 3 disconnected or
     /// stale, 1 no instance)
     #[argh(switch)]
-    pub status: bool,
+    pub(crate) status: bool,
 
     /// with --status: print every counter as one JSON object
     #[argh(switch)]
-    pub json: bool,
+    pub(crate) json: bool,
 
     /// print the version and exit
     #[argh(switch)]
-    pub version: bool,
+    pub(crate) version: bool,
 
     #[argh(subcommand)]
     /// an optional tool instead of recording
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
 }
 
 /// Tools besides recording.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Gaps: print the time windows that the coverage journal does not cover.
     Gaps(GapsArgs),
 }
@@ -42,20 +42,20 @@ pub enum Command {
 /// Print the gaps in the recording over a time range, from coverage.jsonl.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "gaps")]
-pub struct GapsArgs {
+pub(crate) struct GapsArgs {
     /// start of the range: Unix seconds or RFC 3339 (default: the first session)
     #[argh(option)]
-    pub from: Option<String>,
+    pub(crate) from: Option<String>,
     /// end of the range: Unix seconds or RFC 3339 (default: now)
     #[argh(option)]
-    pub to: Option<String>,
+    pub(crate) to: Option<String>,
     /// a gap shorter than this many seconds is not reported (default 1)
     #[argh(option, default = "1.0")]
-    pub min_gap: f64,
+    pub(crate) min_gap: f64,
 }
 
 /// Rewrites the seed's spellings (`-config x`, `-config=x`, `--config=x`) into argh's.
-pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
+pub(crate) fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut out = Vec::new();
     for a in args {
         let long = if a.starts_with('-') && !a.starts_with("--") && a.len() > 2 {
@@ -76,7 +76,7 @@ pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
 
 /// Parses the process arguments; prints help or a usage error and exits as argh does
 /// (0 for help, 2 for a usage error).
-pub fn parse() -> Args {
+pub(crate) fn parse() -> Args {
     let mut argv = std::env::args();
     let cmd = argv.next().unwrap_or_else(|| "wsrec".into());
     let cmd = std::path::Path::new(&cmd)

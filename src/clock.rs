@@ -1,54 +1,78 @@
-//! Wall-clock time and the file period (the UTC hour).
+//! Wall-clock time, the file period (the UTC hour), and the few intervals that tests
+//! shorten through the environment.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Splits time into file periods.
-///
-/// The period is one hour. Tests shorten it through the `WSREC_PERIOD_SECS` environment
-/// variable so that rotation can be exercised without waiting an hour; it is a test
-/// hook, documented in the README's developer section, not a user setting.
 #[derive(Debug, Clone, Copy)]
-pub struct Periods {
+pub(crate) struct Periods {
     secs: u64,
 }
 
 impl Periods {
-    /// One-hour periods, or the test override.
-    pub fn from_env() -> Periods {
-        let secs = std::env::var("WSREC_PERIOD_SECS")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|s| *s > 0)
-            .unwrap_or(3600);
-        Periods { secs }
-    }
-
-    /// Periods of `secs` seconds.
-    pub fn of_secs(secs: u64) -> Periods {
-        Periods { secs: secs.max(1) }
-    }
-
     /// Start (Unix seconds) of the period that holds `unix_secs`.
     #[inline]
-    pub fn start_of(self, unix_secs: u64) -> u64 {
+    pub(crate) fn start_of(self, unix_secs: u64) -> u64 {
         unix_secs - unix_secs % self.secs
     }
 
     /// The period now.
     #[inline]
-    pub fn now(self) -> u64 {
+    pub(crate) fn now(self) -> u64 {
         self.start_of(now().as_secs())
     }
 
     /// Length of one period.
-    pub fn len(self) -> Duration {
+    pub(crate) fn len(self) -> Duration {
         Duration::from_secs(self.secs)
+    }
+}
+
+/// The recorder's clock settings. Users get one-hour files, a coverage checkpoint a
+/// minute and a 2 s grace before a finished hour's files close. Tests shorten each
+/// through its own environment variable (documented in the README's developer
+/// section; test hooks, not user settings):
+/// `WSREC_PERIOD_SECS`, `WSREC_CHECKPOINT_SECS`, `WSREC_CLOSE_GRACE_SECS`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    /// The file period.
+    pub(crate) periods: Periods,
+    /// Interval of the coverage journal's progress lines.
+    pub(crate) checkpoint: Duration,
+    /// How long after a period ends its files are closed if no newer line came first.
+    pub(crate) close_grace: Duration,
+}
+
+impl Timing {
+    /// The defaults, or the test overrides.
+    pub(crate) fn from_env() -> Timing {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|s| *s > 0.0 && s.is_finite())
+        };
+        Timing {
+            periods: Periods {
+                secs: var("WSREC_PERIOD_SECS").map_or(3600, |s| (s as u64).max(1)),
+            },
+            checkpoint: Duration::from_secs_f64(var("WSREC_CHECKPOINT_SECS").unwrap_or(60.0)),
+            close_grace: Duration::from_secs_f64(var("WSREC_CLOSE_GRACE_SECS").unwrap_or(2.0)),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Periods {
+    /// Periods of `secs` seconds.
+    pub(crate) fn of_secs(secs: u64) -> Periods {
+        Periods { secs: secs.max(1) }
     }
 }
 
 /// Time since the Unix epoch.
 #[inline]
-pub fn now() -> Duration {
+pub(crate) fn now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

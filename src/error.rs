@@ -6,7 +6,7 @@ use crate::config::ConfigError;
 
 /// An error that ends the process with one line on stderr.
 #[derive(Debug)]
-pub enum Fatal {
+pub(crate) enum Fatal {
     /// Bad flags, a bad config, or a resource the config names that cannot be used: exit 2.
     Usage(String),
     /// A config file problem: exit 2.
@@ -19,7 +19,7 @@ pub enum Fatal {
 
 impl Fatal {
     /// The process exit code.
-    pub fn code(&self) -> u8 {
+    pub(crate) fn code(&self) -> u8 {
         match self {
             Fatal::Usage(_) | Fatal::Config(_) => 2,
             Fatal::Other(_) => 1,

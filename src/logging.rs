@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::error::Fatal;
 
 /// Installs the loggers the config asks for; `debug` forces stdout and debug level.
-pub fn init(cfg: &Config, debug: bool) -> Result<(), Fatal> {
+pub(crate) fn init(cfg: &Config, debug: bool) -> Result<(), Fatal> {
     let level = if debug {
         LevelFilter::Debug
     } else {
@@ -29,13 +29,7 @@ pub fn init(cfg: &Config, debug: bool) -> Result<(), Fatal> {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| {
-                Fatal::Usage(format!(
-                    "config {}: field \"log_file\": cannot open {}: {e}",
-                    cfg.path.display(),
-                    path.display()
-                ))
-            })?;
+            .map_err(|e| cfg.error("log_file", format!("cannot open {}: {e}", path.display())))?;
         loggers.push(WriteLogger::new(level, config.clone(), file));
     }
     if cfg.log_to_stdout || debug {

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 /// One rate-limited log line.
-pub struct RateLimited {
+pub(crate) struct RateLimited {
     every: Duration,
     last: Option<Instant>,
     suppressed: u64,
@@ -13,7 +13,7 @@ pub struct RateLimited {
 
 impl RateLimited {
     /// At most one line per `every`.
-    pub fn new(every: Duration) -> RateLimited {
+    pub(crate) fn new(every: Duration) -> RateLimited {
         RateLimited {
             every,
             last: None,
@@ -22,7 +22,7 @@ impl RateLimited {
     }
 
     /// Logs `msg` at `level` unless a line went out less than `every` ago.
-    pub fn log(&mut self, level: log::Level, msg: &str) {
+    pub(crate) fn log(&mut self, level: log::Level, msg: &str) {
         let now = Instant::now();
         if self
             .last

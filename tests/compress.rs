@@ -217,7 +217,13 @@ fn side_by_side_with_a_running_recorder_nothing_is_lost() {
         });
     });
     let s = Setup::new("czlive", &server.url(), json!({}));
-    let mut rec = s.start_with(&["--config"], &[("WSREC_PERIOD_SECS", "2")]);
+    let mut rec = s.start_with(
+        &["--config"],
+        &[
+            ("WSREC_PERIOD_SECS", "2"),
+            ("WSREC_CLOSE_GRACE_SECS", "0.5"),
+        ],
+    );
     let dir = s.out.to_str().unwrap().to_string();
     let mut compressed_runs = 0;
     while next.load(SeqCst) < 3000 {

@@ -260,11 +260,11 @@ fn coverage_journal_and_gaps() {
         json!({"coverage_journal": true, "reconnect_initial_delay": 0.4, "reconnect_max_delay": 0.8}),
     );
     let start = unix_now();
-    let mut rec = s.start_with(&["--config"], &[("WSREC_PERIOD_SECS", "60")]);
+    let mut rec = s.start_with(&["--config"], &[("WSREC_CHECKPOINT_SECS", "1")]);
     wait_until(Duration::from_secs(20), "both sessions", || {
         s.seqs().len() == 20
     });
-    // Progress checkpoints come every period/60 = 1 s.
+    // Progress checkpoints come every 1 s (WSREC_CHECKPOINT_SECS).
     let journal = s.out.join("coverage.jsonl");
     wait_until(Duration::from_secs(5), "a progress line", || {
         fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"progress\""))
@@ -360,7 +360,7 @@ fn coverage_after_a_crash_counts_up_to_the_last_checkpoint() {
         &server.url(),
         json!({"coverage_journal": true}),
     );
-    let mut rec = s.start_with(&["--config"], &[("WSREC_PERIOD_SECS", "60")]);
+    let mut rec = s.start_with(&["--config"], &[("WSREC_CHECKPOINT_SECS", "1")]);
     let journal = s.out.join("coverage.jsonl");
     wait_until(Duration::from_secs(10), "two progress lines", || {
         fs::read_to_string(&journal).is_ok_and(|j| j.matches("\"progress\"").count() >= 2)

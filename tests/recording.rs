@@ -118,7 +118,13 @@ fn hourly_rotation_closes_past_hours_without_traffic() {
         });
     });
     let s = Setup::new("rotate", &server.url(), json!({}));
-    let rec = s.start_with(&["--config"], &[("WSREC_PERIOD_SECS", "2")]);
+    let rec = s.start_with(
+        &["--config"],
+        &[
+            ("WSREC_PERIOD_SECS", "2"),
+            ("WSREC_CLOSE_GRACE_SECS", "0.5"),
+        ],
+    );
 
     // After the traffic stops, every file gets closed: none stays open in the process.
     thread::sleep(Duration::from_secs(5));

@@ -7,13 +7,13 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// `<dir>/<prefix>_<period_start>.jsonl`.
-pub fn path_for(dir: &Path, prefix: &str, period: u64) -> PathBuf {
+pub(crate) fn path_for(dir: &Path, prefix: &str, period: u64) -> PathBuf {
     dir.join(format!("{prefix}_{period}.jsonl"))
 }
 
 /// An open period file. Its length on disk always ends at a line boundary: a failed
 /// write is cut back before the error is returned.
-pub struct HourFile {
+pub(crate) struct HourFile {
     file: File,
     path: PathBuf,
     /// Bytes known to be in the file, all complete lines.
@@ -23,7 +23,7 @@ pub struct HourFile {
 impl HourFile {
     /// Opens (or creates) `path` for appending. A partial last line, left by a crash,
     /// is cut off so that every line of the file parses.
-    pub fn open(path: PathBuf) -> io::Result<HourFile> {
+    pub(crate) fn open(path: PathBuf) -> io::Result<HourFile> {
         let existed = path.exists();
         let file = OpenOptions::new()
             .create(true)
@@ -55,12 +55,12 @@ impl HourFile {
     }
 
     /// The file's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Appends whole lines. On error nothing of `bytes` stays in the file.
-    pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self.file.write_all(bytes) {
             Ok(()) => {
                 self.len += bytes.len() as u64;
@@ -80,7 +80,7 @@ impl HourFile {
     }
 
     /// Flushes to stable storage and closes.
-    pub fn close(self) -> io::Result<()> {
+    pub(crate) fn close(self) -> io::Result<()> {
         self.file.sync_data()
     }
 }

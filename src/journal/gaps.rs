@@ -7,10 +7,10 @@ use std::path::Path;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::coverage::FILE_NAME;
 use crate::cli::GapsArgs;
-use crate::coverage::FILE_NAME;
 use crate::error::Fatal;
-use crate::stats::unix_ms;
+use crate::status::counters::unix_ms;
 
 /// Parses Unix seconds (integer or fraction) or an RFC 3339 time into Unix ms.
 fn parse_time(s: &str) -> Result<u64, Fatal> {
@@ -34,7 +34,7 @@ fn fmt_ms(ms: u64) -> String {
 }
 
 /// The covered windows `[start, end)` in Unix ms, from the journal's lines.
-pub fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
+pub(crate) fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
     // connected_ms -> (start, closed at, last seen alive, pid)
     let mut sessions: BTreeMap<u64, (u64, Option<u64>, u64, Option<u64>)> = BTreeMap::new();
     for line in journal.lines() {
@@ -86,7 +86,7 @@ pub fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
 }
 
 /// The parts of `[from, to)` outside `windows`.
-pub fn gaps_in(windows: &[(u64, u64)], from: u64, to: u64) -> Vec<(u64, u64)> {
+pub(crate) fn gaps_in(windows: &[(u64, u64)], from: u64, to: u64) -> Vec<(u64, u64)> {
     let mut gaps = Vec::new();
     let mut cursor = from;
     for &(s, e) in windows {
@@ -108,7 +108,7 @@ pub fn gaps_in(windows: &[(u64, u64)], from: u64, to: u64) -> Vec<(u64, u64)> {
 }
 
 /// Prints the gaps for `output_dir`'s journal; exit code 0.
-pub fn run(output_dir: &Path, args: &GapsArgs) -> Result<u8, Fatal> {
+pub(crate) fn run(output_dir: &Path, args: &GapsArgs) -> Result<u8, Fatal> {
     let path = output_dir.join(FILE_NAME);
     let journal = std::fs::read_to_string(&path).map_err(|e| {
         Fatal::Other(format!(

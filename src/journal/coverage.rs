@@ -9,47 +9,47 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::stats::unix_ms;
+use crate::status::counters::unix_ms;
 
 /// Name of the journal in `output_dir`.
-pub const FILE_NAME: &str = "coverage.jsonl";
+pub(crate) const FILE_NAME: &str = "coverage.jsonl";
 
-/// One connection session, as it is recorded in the journal (times in Unix ms).
+/// One connection session (a span of coverage), as it is recorded in the journal (times in Unix ms).
 #[derive(Debug, Clone, Default)]
-pub struct Session {
+pub(crate) struct Span {
     /// Handshake completed.
-    pub connected_ms: u64,
+    pub(crate) connected_ms: u64,
     /// Subscribe message(s) sent.
-    pub subscribed_ms: Option<u64>,
+    pub(crate) subscribed_ms: Option<u64>,
     /// First message accepted.
-    pub first_msg_ms: Option<u64>,
+    pub(crate) first_msg_ms: Option<u64>,
     /// Last message accepted (as of the last read burst).
-    pub last_msg_ms: Option<u64>,
+    pub(crate) last_msg_ms: Option<u64>,
     /// Messages accepted.
-    pub messages: u64,
+    pub(crate) messages: u64,
     /// End of the session.
-    pub closed_ms: Option<u64>,
+    pub(crate) closed_ms: Option<u64>,
     /// Why it ended.
-    pub why: String,
+    pub(crate) why: String,
 }
 
-impl Session {
+impl Span {
     /// A session connected now.
-    pub fn start() -> Session {
-        Session {
+    pub(crate) fn start() -> Span {
+        Span {
             connected_ms: unix_ms(),
-            ..Session::default()
+            ..Span::default()
         }
     }
 
     /// The subscribe message went out now.
-    pub fn subscribed(&mut self) {
+    pub(crate) fn subscribed(&mut self) {
         self.subscribed_ms = Some(unix_ms());
     }
 
     /// One message was accepted.
     #[inline]
-    pub fn message(&mut self) {
+    pub(crate) fn message(&mut self) {
         self.messages += 1;
         if self.first_msg_ms.is_none() {
             self.first_msg_ms = Some(unix_ms());
@@ -57,14 +57,14 @@ impl Session {
     }
 
     /// Messages were accepted up to `ms`.
-    pub fn seen_until(&mut self, ms: u64) {
+    pub(crate) fn seen_until(&mut self, ms: u64) {
         if self.messages > 0 {
             self.last_msg_ms = Some(ms);
         }
     }
 
     /// The session ended now, for `why`.
-    pub fn close(&mut self, why: &str) {
+    pub(crate) fn close(&mut self, why: &str) {
         let now = unix_ms();
         self.closed_ms = Some(now);
         if self.messages > 0 && self.last_msg_ms.is_none() {
@@ -90,7 +90,7 @@ impl Session {
 }
 
 /// The open journal.
-pub struct Coverage {
+pub(crate) struct Coverage {
     file: Option<File>,
     /// Interval of "progress" lines.
     every: Duration,
@@ -101,7 +101,7 @@ pub struct Coverage {
 impl Coverage {
     /// Opens (appends to) the journal in `dir`, with a "progress" line every `every`
     /// while connected; a failure is logged and the journal skipped.
-    pub fn new(dir: &Path, every: Duration) -> Coverage {
+    pub(crate) fn new(dir: &Path, every: Duration) -> Coverage {
         let path = dir.join(FILE_NAME);
         let file = OpenOptions::new().create(true).append(true).open(&path);
         if let Err(e) = &file {
@@ -115,14 +115,14 @@ impl Coverage {
     }
 
     /// Appends the session's "open" line (after subscribing).
-    pub fn opened(&mut self, s: &Session) {
+    pub(crate) fn opened(&mut self, s: &Span) {
         self.next_progress = Instant::now() + self.every;
         self.append(&s.to_json("open"));
     }
 
     /// Appends a "progress" line when one is due: after a crash (no "close" line) the
     /// session counts as covered up to its last progress line.
-    pub fn tick(&mut self, s: &Session, now: Instant) {
+    pub(crate) fn tick(&mut self, s: &Span, now: Instant) {
         if now >= self.next_progress {
             self.next_progress = now + self.every;
             self.append(&s.to_json("progress"));
@@ -130,7 +130,7 @@ impl Coverage {
     }
 
     /// Appends the session's "close" line with every figure.
-    pub fn record(&mut self, s: &Session) {
+    pub(crate) fn record(&mut self, s: &Span) {
         self.append(&s.to_json("close"));
     }
 

@@ -3,33 +3,58 @@
 //! with back-off, holding the batch (and so, through the bounded channel, pausing the
 //! reader) until the disk takes it; logs the status line on its interval.
 
+mod hourfile;
+
+use std::fs;
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 
 use crate::batch::{Batch, Dest, POOL_MAX_BUFFER, WriterSide};
-use crate::clock::{self, Periods};
-use crate::config::Config;
-use crate::hourfile::{self, HourFile};
-use crate::metrics;
+use crate::clock::{self, Periods, Timing};
+use crate::config::{Config, ConfigError};
 use crate::ratelimit::RateLimited;
-use crate::stats::Stats;
+use crate::shutdown::Shutdown;
+use crate::status::metrics;
+use crate::status::{Count, Stats};
+use hourfile::HourFile;
 
 /// After this long of failing writes during shutdown, the writer gives up.
 const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(2);
 /// Longest pause between retries of a failing write.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
+/// Creates `output_dir` if needed and proves it writable with a probe file; called
+/// when recording starts (loading the config touches nothing).
+pub(crate) fn prepare_output_dir(cfg: &Config) -> Result<(), ConfigError> {
+    let dir = &cfg.output_dir;
+    fs::create_dir_all(dir).map_err(|e| {
+        cfg.error(
+            "output_dir",
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })?;
+    let probe = dir.join(format!(".wsrec-probe-{}", std::process::id()));
+    fs::write(&probe, b"").map_err(|e| {
+        cfg.error(
+            "output_dir",
+            format!("{} is not writable: {e}", dir.display()),
+        )
+    })?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
+}
+
 /// The writer thread's state.
-pub struct Writer {
-    cfg: Arc<Config>,
-    stats: Arc<Stats>,
+pub(crate) struct Writer<'a> {
+    cfg: &'a Config,
+    stats: &'a Stats,
+    shutdown: &'a Shutdown,
     side: WriterSide,
     periods: Periods,
-    quit: Arc<AtomicBool>,
+    close_grace: Duration,
     /// The period whose files are open.
     period: Option<u64>,
     /// The last period whose files were closed.
@@ -40,22 +65,23 @@ pub struct Writer {
     errors: RateLimited,
 }
 
-impl Writer {
+impl<'a> Writer<'a> {
     /// A writer for `cfg` fed by `side`.
-    pub fn new(
-        cfg: Arc<Config>,
-        stats: Arc<Stats>,
+    pub(crate) fn new(
+        cfg: &'a Config,
+        stats: &'a Stats,
+        shutdown: &'a Shutdown,
         side: WriterSide,
-        periods: Periods,
-        quit: Arc<AtomicBool>,
-    ) -> Writer {
+        timing: Timing,
+    ) -> Writer<'a> {
         let next_status = cfg.status_interval.map(|i| Instant::now() + i);
         Writer {
             cfg,
             stats,
+            shutdown,
             side,
-            periods,
-            quit,
+            periods: timing.periods,
+            close_grace: timing.close_grace,
             period: None,
             last_closed: None,
             files: Vec::new(),
@@ -64,13 +90,8 @@ impl Writer {
         }
     }
 
-    /// How long after a period ends its files are closed if no newer line came first.
-    fn grace(&self) -> Duration {
-        (self.periods.len() / 4).min(Duration::from_secs(2))
-    }
-
     /// Runs until the reader hangs up and the channel is empty, then closes the files.
-    pub fn run(mut self) {
+    pub(crate) fn run(mut self) {
         loop {
             let deadline = self.next_deadline();
             match self.side.rx.recv_deadline(deadline) {
@@ -94,7 +115,7 @@ impl Writer {
         let now = Instant::now();
         let mut deadline = now + Duration::from_secs(3600);
         if let Some(p) = self.period {
-            let end = Duration::from_secs(p) + self.periods.len() + self.grace();
+            let end = Duration::from_secs(p) + self.periods.len() + self.close_grace;
             deadline = deadline.min(now + end.saturating_sub(clock::now()));
         }
         if let Some(s) = self.next_status {
@@ -105,7 +126,7 @@ impl Writer {
 
     fn on_timers(&mut self) {
         if let Some(p) = self.period {
-            let end = Duration::from_secs(p) + self.periods.len() + self.grace();
+            let end = Duration::from_secs(p) + self.periods.len() + self.close_grace;
             if clock::now() >= end {
                 self.close_files();
             }
@@ -172,10 +193,8 @@ impl Writer {
                 );
                 continue;
             }
-            self.stats.lines_written.fetch_add(lines as u64, Relaxed);
-            self.stats
-                .bytes_written
-                .fetch_add(bytes.len() as u64, Relaxed);
+            self.stats.add(Count::LinesWritten, lines as u64);
+            self.stats.add(Count::BytesWritten, bytes.len() as u64);
         }
         if batch.data.capacity() <= POOL_MAX_BUFFER {
             let _ = self.side.pool.try_send((batch.data, batch.segments));
@@ -196,14 +215,14 @@ impl Writer {
                     return true;
                 }
                 Err(e) => {
-                    self.stats.write_errors.fetch_add(1, Relaxed);
+                    self.stats.add(Count::WriteErrors, 1);
                     let msg = format!(
                         "write failed, holding {} bytes and retrying: {e}",
                         bytes.len()
                     );
                     self.stats.set_error(msg.clone());
                     self.errors.log(log::Level::Error, &msg);
-                    if self.quit.load(Relaxed)
+                    if self.shutdown.requested()
                         && failing_since.get_or_insert_with(Instant::now).elapsed()
                             > SHUTDOWN_WRITE_GRACE
                     {
@@ -231,9 +250,7 @@ impl Writer {
                     io::Error::new(e.kind(), format!("open {}: {e}", path.display()))
                 })?;
                 log::info!("writing {}", path.display());
-                if let Ok(mut cur) = self.stats.current_file.lock() {
-                    *cur = path.display().to_string();
-                }
+                self.stats.set_current_file(&path);
                 self.files.push((dest, f));
                 self.files.len() - 1
             }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// Exponential back-off with "equal jitter": each delay is drawn from
 /// `[step/2, step]`, never below the initial delay.
-pub struct Backoff {
+pub(crate) struct Backoff {
     initial: Duration,
     max: Duration,
     step: Duration,
@@ -15,7 +15,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// A back-off from `initial` doubling up to `max`.
-    pub fn new(initial: Duration, max: Duration) -> Backoff {
+    pub(crate) fn new(initial: Duration, max: Duration) -> Backoff {
         let seed = crate::clock::now().as_nanos() as u64 ^ ((std::process::id() as u64) << 32);
         Backoff {
             initial,
@@ -26,12 +26,12 @@ impl Backoff {
     }
 
     /// Back to the initial delay (after a connection that delivered data).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.step = self.initial;
     }
 
     /// The next delay; doubles the step for the one after.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let step = self.step;
         self.step = (self.step * 2).min(self.max);
         // xorshift64: jitter needs spread, not cryptographic quality.
@@ -44,7 +44,7 @@ impl Backoff {
 }
 
 /// Parses a `Retry-After` header: delay-seconds or an HTTP date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));

@@ -1,0 +1,4 @@
+//! The coverage journal (which windows of time were recorded) and `wsrec gaps`.
+
+pub(crate) mod coverage;
+pub(crate) mod gaps;

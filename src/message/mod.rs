@@ -1,0 +1,3 @@
+//! Per-message logic that needs no socket: the JSON check (and compaction).
+
+pub mod jsonline;

@@ -1,0 +1,319 @@
+//! The line sink: owns the batch being filled, checks each message, works out which
+//! file it goes to, appends its line, and ships full batches to the writer under the
+//! configured back-pressure policy. It reports what shipping did ([`Shipped`]); the
+//! session loop decides what that means for it.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{SendTimeoutError, TrySendError};
+
+use crate::batch::{Batch, Dest, ReaderSide, shape};
+use crate::clock::{self, Periods};
+use crate::config::{Config, LineFormat, OnFull, Routing};
+use crate::message::jsonline::{self, Reject};
+use crate::ratelimit::RateLimited;
+use crate::shutdown::Shutdown;
+use crate::status::{Count, Stats};
+
+/// Batches are sent once they reach this many bytes.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// How long a shutdown waits for room in a full channel before it gives up.
+const SHUTDOWN_SEND_GRACE: Duration = Duration::from_millis(2500);
+/// How long one wait for room lasts before the shutdown flag is looked at again.
+const SEND_POLL: Duration = Duration::from_millis(100);
+
+/// What shipping a batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shipped {
+    /// Handed over at once (or there was nothing to hand over; or, with `on_full:
+    /// drop`, dropped and counted).
+    Sent,
+    /// Handed over after waiting for room: reading was paused meanwhile.
+    Paused,
+    /// The writer is gone, or a shutdown could wait no longer: stop reading.
+    Gone,
+}
+
+/// The reader's side of the pipeline to the writer.
+pub(crate) struct LineSink<'a> {
+    cfg: &'a Config,
+    stats: &'a Stats,
+    shutdown: &'a Shutdown,
+    side: ReaderSide,
+    periods: Periods,
+    per_batch: usize,
+    batch: Batch,
+    /// Topic name -> index, for routing by topic.
+    topic_index: HashMap<Vec<u8>, u32>,
+    warn_reject: RateLimited,
+    warn_full: RateLimited,
+}
+
+impl<'a> LineSink<'a> {
+    /// A sink for `cfg` feeding `side`.
+    pub(crate) fn new(
+        cfg: &'a Config,
+        stats: &'a Stats,
+        shutdown: &'a Shutdown,
+        side: ReaderSide,
+        periods: Periods,
+    ) -> LineSink<'a> {
+        let (per_batch, _) = shape(cfg.buffer_size);
+        let topic_index = cfg
+            .topics
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.as_bytes().to_vec(), i as u32))
+            .collect();
+        LineSink {
+            cfg,
+            stats,
+            shutdown,
+            side,
+            periods,
+            per_batch,
+            batch: Batch::default(),
+            topic_index,
+            warn_reject: RateLimited::new(Duration::from_secs(10)),
+            warn_full: RateLimited::new(Duration::from_secs(10)),
+        }
+    }
+
+    /// Whether the batch is big enough to ship.
+    #[inline]
+    pub(crate) fn full(&self) -> bool {
+        self.batch.lines as usize >= self.per_batch || self.batch.data.len() >= MAX_BATCH_BYTES
+    }
+
+    /// Counts a refused frame and logs it (rate-limited) with a preview.
+    pub(crate) fn reject(&mut self, why: Count, sample: &[u8]) {
+        self.stats.add(why, 1);
+        let preview = String::from_utf8_lossy(&sample[..sample.len().min(60)]);
+        self.warn_reject.log(
+            log::Level::Warn,
+            &format!("refused a frame ({}): {preview:?}", why.name()),
+        );
+    }
+
+    /// Checks a text message and appends its line to the batch; false if refused.
+    #[inline]
+    pub(crate) fn accept(&mut self, msg: &[u8]) -> bool {
+        let recv = match self.cfg.line_format {
+            LineFormat::Timestamped => Some(clock::now()),
+            LineFormat::Raw => None,
+        };
+        self.accept_at(msg, recv)
+    }
+
+    /// [`LineSink::accept`] with the receive time given (`None`: untimed lines, whose
+    /// batch takes the period of its first line).
+    fn accept_at(&mut self, msg: &[u8], recv: Option<Duration>) -> bool {
+        let valid = match jsonline::check(msg) {
+            Ok(v) => v,
+            Err(Reject::Empty) => {
+                self.reject(Count::RejectEmpty, msg);
+                return false;
+            }
+            Err(Reject::NotJson) => {
+                self.reject(Count::RejectNotJson, msg);
+                return false;
+            }
+        };
+        let dest = match self.cfg.routing {
+            Routing::Single => Dest::Topic(0),
+            Routing::ByTopic => match valid
+                .topic
+                .as_ref()
+                .and_then(|r| self.topic_index.get(&msg[r.clone()]))
+            {
+                Some(&i) => Dest::Topic(i),
+                None => Dest::Control,
+            },
+        };
+        if self.batch.lines == 0 {
+            let now = recv.unwrap_or_else(clock::now);
+            self.batch.period = self.periods.start_of(now.as_secs());
+        } else if let Some(t) = recv {
+            // Each timed line belongs to the period it was received in.
+            let p = self.periods.start_of(t.as_secs());
+            if p != self.batch.period {
+                self.ship();
+                self.batch.period = p;
+            }
+        }
+        let data = &mut self.batch.data;
+        if let Some(t) = recv {
+            data.extend_from_slice(b"{\"recv_ns\":");
+            // Formatted straight into the batch: no allocation per line.
+            let _ = write!(data, "{}", t.as_nanos());
+            data.extend_from_slice(b",\"msg\":");
+        }
+        if valid.multiline {
+            jsonline::compact_into(msg, data);
+        } else {
+            data.extend_from_slice(msg);
+        }
+        if recv.is_some() {
+            data.push(b'}');
+        }
+        data.push(b'\n');
+        self.batch.end_line(dest);
+        true
+    }
+
+    /// Hands the batch to the writer.
+    pub(crate) fn ship(&mut self) -> Shipped {
+        if self.batch.lines == 0 {
+            return Shipped::Sent;
+        }
+        let (data, segments) = self.side.pool.try_recv().unwrap_or_default();
+        let batch = std::mem::replace(&mut self.batch, Batch::new(0, data, segments));
+        let lines = batch.lines as u64;
+        self.stats.add(Count::Messages, lines);
+        self.stats
+            .queue_depth
+            .fetch_add(lines, std::sync::atomic::Ordering::Relaxed);
+        let lost = |s: &Self| {
+            s.stats
+                .queue_depth
+                .fetch_sub(lines, std::sync::atomic::Ordering::Relaxed);
+        };
+        match self.cfg.on_full {
+            OnFull::Block => {
+                let mut batch = batch;
+                let mut waited: Option<Instant> = None;
+                loop {
+                    match self.side.tx.send_timeout(batch, SEND_POLL) {
+                        Ok(()) if waited.is_some() => return Shipped::Paused,
+                        Ok(()) => return Shipped::Sent,
+                        Err(SendTimeoutError::Timeout(b)) => {
+                            batch = b;
+                            let since = *waited.get_or_insert_with(Instant::now);
+                            self.warn_full.log(
+                                log::Level::Warn,
+                                "channel to the writer is full: pausing reads (on_full = block)",
+                            );
+                            if self.shutdown.requested() && since.elapsed() > SHUTDOWN_SEND_GRACE {
+                                log::error!(
+                                    "shutdown: writer did not take {lines} lines; giving up on them"
+                                );
+                                lost(self);
+                                return Shipped::Gone;
+                            }
+                        }
+                        Err(SendTimeoutError::Disconnected(_)) => {
+                            lost(self);
+                            return Shipped::Gone;
+                        }
+                    }
+                }
+            }
+            OnFull::Drop => match self.side.tx.try_send(batch) {
+                Ok(()) => Shipped::Sent,
+                Err(TrySendError::Full(_)) => {
+                    lost(self);
+                    self.stats.add(Count::Dropped, lines);
+                    self.warn_full.log(
+                        log::Level::Warn,
+                        &format!(
+                            "channel to the writer is full: dropped {lines} messages (on_full = drop)"
+                        ),
+                    );
+                    Shipped::Sent
+                }
+                Err(TrySendError::Disconnected(_)) => Shipped::Gone,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{self, WriterSide};
+    use serde_json::{Value, json};
+
+    fn config(v: Value) -> Config {
+        let mut v = v;
+        v["buffer_size"] = json!(64);
+        Config::for_test(v)
+    }
+
+    fn drain(w: &WriterSide) -> Vec<Batch> {
+        w.rx.try_iter().collect()
+    }
+
+    fn lines(b: &Batch) -> Vec<(Dest, String)> {
+        b.runs()
+            .flat_map(|(d, bytes, _)| {
+                String::from_utf8(bytes.to_vec())
+                    .unwrap()
+                    .lines()
+                    .map(|l| (d, l.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn assembles_lines_routes_and_refuses() {
+        let cfg = config(json!({"topics": ["a", "b"]}));
+        let stats = Stats::new(64, 60.0);
+        let shutdown = Shutdown::new().unwrap();
+        let (r, w) = batch::channel(64);
+        let mut sink = LineSink::new(&cfg, &stats, &shutdown, r, Periods::of_secs(3600));
+        assert!(sink.accept(br#"{"topic":"b","x":1}"#));
+        assert!(sink.accept(b"{\"topic\":\"a\",\n \"y\": [1, 2]}"));
+        assert!(sink.accept(br#"{"op":"pong"}"#));
+        assert!(!sink.accept(b"pong"));
+        assert!(!sink.accept(b""));
+        assert_eq!(sink.ship(), Shipped::Sent);
+        let got = drain(&w);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            lines(&got[0]),
+            [
+                (Dest::Topic(1), r#"{"topic":"b","x":1}"#.to_string()),
+                (Dest::Topic(0), r#"{"topic":"a","y":[1,2]}"#.to_string()),
+                (Dest::Control, r#"{"op":"pong"}"#.to_string()),
+            ]
+        );
+        assert_eq!(stats.get(Count::Messages), 3);
+        assert_eq!(stats.get(Count::RejectNotJson), 1);
+        assert_eq!(stats.get(Count::RejectEmpty), 1);
+    }
+
+    #[test]
+    fn timed_lines_split_batches_at_the_period_boundary() {
+        let cfg = config(json!({"line_format": "timestamped"}));
+        let stats = Stats::new(64, 60.0);
+        let shutdown = Shutdown::new().unwrap();
+        let (r, w) = batch::channel(64);
+        let mut sink = LineSink::new(&cfg, &stats, &shutdown, r, Periods::of_secs(10));
+        let at = |s: f64| Some(Duration::from_secs_f64(s));
+        assert!(sink.accept_at(b"1", at(98.0)));
+        assert!(sink.accept_at(b"2", at(99.999)));
+        assert!(sink.accept_at(b"3", at(100.0)));
+        assert_eq!(sink.ship(), Shipped::Sent);
+        let got = drain(&w);
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].period, got[0].lines), (90, 2));
+        assert_eq!((got[1].period, got[1].lines), (100, 1));
+        assert_eq!(lines(&got[1])[0].1, r#"{"recv_ns":100000000000,"msg":3}"#);
+    }
+
+    #[test]
+    fn shipping_reports_gone_when_the_writer_is_gone() {
+        let cfg = config(json!({}));
+        let stats = Stats::new(64, 60.0);
+        let shutdown = Shutdown::new().unwrap();
+        let (r, w) = batch::channel(64);
+        let mut sink = LineSink::new(&cfg, &stats, &shutdown, r, Periods::of_secs(3600));
+        drop(w);
+        assert_eq!(sink.ship(), Shipped::Sent, "nothing to ship");
+        assert!(sink.accept(b"{}"));
+        assert_eq!(sink.ship(), Shipped::Gone);
+    }
+}

@@ -1,0 +1,159 @@
+//! The reader thread: owns the WebSocket. It connects ([`connect`]), subscribes, runs
+//! the connection's read loop ([`session`]) that feeds the line sink ([`lines`]), and on
+//! any failure logs why, backs off ([`backoff`]) and reconnects, until told to stop.
+
+mod backoff;
+mod connect;
+mod lines;
+mod session;
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use tungstenite::Message;
+
+use crate::batch::ReaderSide;
+use crate::clock::Timing;
+use crate::config::Config;
+use crate::journal::coverage::{Coverage, Span};
+use crate::shutdown::Shutdown;
+use crate::status::{Count, Stats};
+use backoff::Backoff;
+use connect::Ws;
+use lines::LineSink;
+use session::{End, Session};
+
+/// The reader thread's state, across connections.
+pub(crate) struct Reader<'a> {
+    cfg: &'a Config,
+    stats: &'a Stats,
+    shutdown: &'a Shutdown,
+    lines: LineSink<'a>,
+    coverage: Option<Coverage>,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader for `cfg` feeding `side`.
+    pub(crate) fn new(
+        cfg: &'a Config,
+        stats: &'a Stats,
+        shutdown: &'a Shutdown,
+        side: ReaderSide,
+        timing: Timing,
+    ) -> Reader<'a> {
+        Reader {
+            cfg,
+            stats,
+            shutdown,
+            lines: LineSink::new(cfg, stats, shutdown, side, timing.periods),
+            coverage: cfg
+                .coverage_journal
+                .then(|| Coverage::new(&cfg.output_dir, timing.checkpoint)),
+        }
+    }
+
+    /// Connects, reads and reconnects until told to stop; then hangs up the channel
+    /// (by being dropped).
+    pub(crate) fn run(mut self) {
+        let mut backoff = Backoff::new(
+            self.cfg.reconnect_initial_delay,
+            self.cfg.reconnect_max_delay,
+        );
+        while !self.shutdown.requested() {
+            self.stats.add(Count::Attempts, 1);
+            let (end, retry_after, span) = match connect::connect(self.cfg) {
+                Ok(ws) => {
+                    let (end, span) = self.connection(ws);
+                    (end, None, Some(span))
+                }
+                Err(e) => (
+                    End::Lost {
+                        reason: e.reason,
+                        clean: false,
+                    },
+                    e.retry_after,
+                    None,
+                ),
+            };
+            let delivered = span.as_ref().is_some_and(|s| s.messages > 0);
+            let (reason, clean) = match end {
+                End::Quit => {
+                    self.journal(span, "shutdown");
+                    break;
+                }
+                End::Lost { reason, clean } => (reason, clean),
+            };
+            self.journal(span, &reason);
+            let url = &self.cfg.ws_url.url;
+            if clean {
+                log::info!("{url}: {reason}");
+            } else {
+                log::warn!("{url}: {reason}");
+                self.stats.set_error(format!("{url}: {reason}"));
+            }
+            if delivered {
+                backoff.reset();
+            }
+            let delay = backoff.next_delay().max(retry_after.unwrap_or_default());
+            log::info!("reconnecting in {:.1}s", delay.as_secs_f64());
+            if !self.shutdown.sleep(delay) {
+                break;
+            }
+        }
+        // Whatever is still in the batch goes out.
+        self.lines.ship();
+        log::info!("reader: stopped");
+    }
+
+    /// Closes the connection's span in the coverage journal.
+    fn journal(&mut self, span: Option<Span>, why: &str) {
+        if let (Some(c), Some(mut s)) = (self.coverage.as_mut(), span) {
+            s.close(why);
+            c.record(&s);
+        }
+    }
+
+    /// One connection, from subscribing to its end.
+    fn connection(&mut self, mut ws: Ws) -> (End, Span) {
+        let mut span = Span::start();
+        if self.stats.add(Count::Connects, 1) > 0 {
+            self.stats.add(Count::Reconnects, 1);
+        }
+        self.stats.connected.store(true, Relaxed);
+        log::info!("connected to {}", self.cfg.ws_url.url);
+        let end = match self.subscribe(&mut ws, &mut span) {
+            Ok(()) => match Session::new(
+                self.cfg,
+                self.stats,
+                self.shutdown,
+                ws,
+                &mut self.lines,
+                &mut span,
+                self.coverage.as_mut(),
+            ) {
+                Ok(session) => session.run(),
+                Err(end) => end,
+            },
+            Err(end) => end,
+        };
+        self.stats.connected.store(false, Relaxed);
+        (end, span)
+    }
+
+    fn subscribe(&mut self, ws: &mut Ws, span: &mut Span) -> Result<(), End> {
+        for sub in &self.cfg.subscribe_messages {
+            ws.send(Message::text(sub.as_str()))
+                .map_err(|e| End::Lost {
+                    reason: format!("sending the subscribe message: {e}"),
+                    clean: false,
+                })?;
+        }
+        if !self.cfg.subscribe_messages.is_empty() {
+            span.subscribed();
+            if let Some(c) = self.coverage.as_mut() {
+                c.opened(span);
+            }
+            log::info!("subscribed: {}", self.cfg.topics.join(", "));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,331 @@
+//! One connection's read loop: reads frames into the line sink, keeps the connection
+//! alive, notices a stale stream, and paces its reads.
+//!
+//! Reading is coalesced: after the socket is drained, the loop sleeps for as long as
+//! the incoming rate lets it without the socket buffer filling (at most
+//! [`MAX_COALESCE`]), then reads everything that arrived in one burst and hands it to the
+//! writer as one batch. A busy stream is read back to back; a slow one costs about
+//! 1/[`MAX_COALESCE`] wake-ups a second instead of one per message; an idle one blocks.
+
+use std::io::ErrorKind;
+use std::net::TcpStream;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Error as WsError, Message};
+
+use super::connect::{Ws, tcp_of};
+use super::lines::{LineSink, Shipped};
+use crate::config::{Config, Ping};
+use crate::journal::coverage::{Coverage, Span};
+use crate::shutdown::Shutdown;
+use crate::status::counters::unix_ms;
+use crate::status::{Count, Stats};
+
+/// Longest sleep between reads of a busy socket (bounds the added latency).
+const MAX_COALESCE: Duration = Duration::from_millis(10);
+/// Bytes the reader lets pile up in the socket buffer before it reads them.
+const COALESCE_TARGET_BYTES: f64 = 64.0 * 1024.0;
+/// Shortest sleep worth a system call.
+const MIN_COALESCE: Duration = Duration::from_micros(50);
+/// Longest blocking read while idle, so that shutdown is noticed promptly.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How long a shutdown waits for the server's reply to our close frame.
+const CLOSE_WAIT: Duration = Duration::from_millis(300);
+
+/// How a connection ended.
+pub(crate) enum End {
+    /// Told to stop (or the writer is gone).
+    Quit,
+    /// The connection failed or ended; reconnect.
+    Lost {
+        /// Why, in one line.
+        reason: String,
+        /// A close frame from the server: logged as information, not as an error.
+        clean: bool,
+    },
+}
+
+impl End {
+    fn failed(reason: impl Into<String>) -> End {
+        End::Lost {
+            reason: reason.into(),
+            clean: false,
+        }
+    }
+}
+
+/// How the loop waits for the next frame.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Non-blocking reads; the loop sleeps between bursts.
+    Coalescing,
+    /// A blocking read with a timeout (idle stream); back to non-blocking after it.
+    Blocking,
+}
+
+/// The state of one connection's read loop.
+pub(crate) struct Session<'s, 'a> {
+    cfg: &'a Config,
+    stats: &'a Stats,
+    shutdown: &'a Shutdown,
+    ws: Ws,
+    /// A second handle on the socket, to switch between draining and waiting.
+    sock: TcpStream,
+    lines: &'s mut LineSink<'a>,
+    span: &'s mut Span,
+    coverage: Option<&'s mut Coverage>,
+    wait: Wait,
+    /// When a frame last arrived (as of the last drain), for the stale check.
+    last_rx: Instant,
+    /// When the socket was last drained: the bytes read since, over the time since,
+    /// is the incoming rate (the sleep in between included).
+    last_drain: Instant,
+    next_ping: Instant,
+    /// Payload bytes read since the last drain.
+    bytes: usize,
+    /// A frame of any kind arrived since the last drain.
+    got_frame: bool,
+    /// A message was accepted since the last drain.
+    got_msg: bool,
+    /// Reading paused on a full channel since the last drain: not a sign of staleness.
+    paused: bool,
+}
+
+impl<'s, 'a> Session<'s, 'a> {
+    /// A read loop on a freshly connected and subscribed `ws`.
+    pub(crate) fn new(
+        cfg: &'a Config,
+        stats: &'a Stats,
+        shutdown: &'a Shutdown,
+        ws: Ws,
+        lines: &'s mut LineSink<'a>,
+        span: &'s mut Span,
+        coverage: Option<&'s mut Coverage>,
+    ) -> Result<Self, End> {
+        let sock = tcp_of(&ws)
+            .try_clone()
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .map_err(|e| End::failed(format!("socket: {e}")))?;
+        let now = Instant::now();
+        Ok(Session {
+            cfg,
+            stats,
+            shutdown,
+            ws,
+            sock,
+            lines,
+            span,
+            coverage,
+            wait: Wait::Coalescing,
+            last_rx: now,
+            last_drain: now,
+            next_ping: now + cfg.ping_interval,
+            bytes: 0,
+            got_frame: false,
+            got_msg: false,
+            paused: false,
+        })
+    }
+
+    /// Reads until the connection ends or the process is told to stop.
+    pub(crate) fn run(mut self) -> End {
+        loop {
+            let res = self.ws.read();
+            if self.wait == Wait::Blocking {
+                let _ = self.sock.set_nonblocking(true);
+                self.wait = Wait::Coalescing;
+            }
+            let step = match res {
+                Ok(msg) => self.on_message(msg),
+                Err(WsError::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    self.drained().map(|()| self.pause())
+                }
+                Err(e) => {
+                    self.lines.ship();
+                    Err(self.read_error(e))
+                }
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    fn on_message(&mut self, msg: Message) -> Result<(), End> {
+        self.got_frame = true;
+        match msg {
+            Message::Text(t) => {
+                self.bytes += t.len();
+                if self.lines.accept(t.as_ref()) {
+                    self.got_msg = true;
+                    self.span.message();
+                }
+                if self.lines.full() {
+                    self.ship()?;
+                    if self.shutdown.requested() {
+                        return Err(self.close());
+                    }
+                }
+            }
+            Message::Binary(b) => {
+                self.bytes += b.len();
+                self.lines.reject(Count::RejectBinary, &b);
+            }
+            Message::Close(frame) => {
+                self.lines.ship();
+                let reason = match frame {
+                    Some(f) => format!(
+                        "server closed the connection (code {}, \"{}\")",
+                        u16::from(f.code),
+                        f.reason
+                    ),
+                    None => "server closed the connection".to_string(),
+                };
+                // Let tungstenite send the close reply; failures here do not matter.
+                let _ = self.ws.flush();
+                return Err(End::Lost {
+                    reason,
+                    clean: true,
+                });
+            }
+            // Ping (tungstenite queues the pong), pong, raw frame: traffic, nothing else.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn ship(&mut self) -> Result<(), End> {
+        match self.lines.ship() {
+            Shipped::Sent => Ok(()),
+            Shipped::Paused => {
+                self.paused = true;
+                Ok(())
+            }
+            Shipped::Gone => Err(End::Quit),
+        }
+    }
+
+    /// The socket is drained: hand over the burst, then do the timers.
+    fn drained(&mut self) -> Result<(), End> {
+        self.ship()?;
+        let now = Instant::now();
+        if self.got_frame || self.paused {
+            self.last_rx = now;
+            self.got_frame = false;
+            self.paused = false;
+            let ms = unix_ms();
+            self.stats.last_frame_ms.store(ms, Relaxed);
+            if self.got_msg {
+                self.got_msg = false;
+                self.stats.last_message_ms.store(ms, Relaxed);
+                self.span.seen_until(ms);
+            }
+        }
+        if self.shutdown.requested() {
+            return Err(self.close());
+        }
+        let silent = now.duration_since(self.last_rx);
+        if silent >= self.cfg.stale_timeout {
+            return Err(End::failed(format!(
+                "stale: nothing received for {:.1}s",
+                silent.as_secs_f64()
+            )));
+        }
+        if let Some(c) = self.coverage.as_deref_mut() {
+            c.tick(self.span, now);
+        }
+        if now >= self.next_ping {
+            let ping = match &self.cfg.ping {
+                Ping::Text(t) => Message::text(t.as_str()),
+                Ping::Protocol => Message::Ping(Default::default()),
+            };
+            self.ws
+                .write(ping)
+                .map_err(|e| End::failed(format!("sending ping: {e}")))?;
+            self.next_ping = now + self.cfg.ping_interval;
+        }
+        match self.ws.flush() {
+            Ok(()) => Ok(()),
+            Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(End::failed(format!("write: {e}"))),
+        }
+    }
+
+    /// Waits for more: sleeps in proportion to the incoming rate, or blocks while idle.
+    fn pause(&mut self) {
+        let now = Instant::now();
+        let until_timer = self
+            .next_ping
+            .min(self.last_rx + self.cfg.stale_timeout)
+            .saturating_duration_since(now);
+        let elapsed = now.duration_since(self.last_drain).as_secs_f64().max(1e-6);
+        self.last_drain = now;
+        let bytes = std::mem::take(&mut self.bytes);
+        if bytes == 0 {
+            let t = until_timer.clamp(Duration::from_millis(1), IDLE_POLL);
+            if self.sock.set_nonblocking(false).is_ok()
+                && self.sock.set_read_timeout(Some(t)).is_ok()
+            {
+                self.wait = Wait::Blocking;
+            }
+        } else {
+            let rate = bytes as f64 / elapsed;
+            let d = Duration::from_secs_f64(COALESCE_TARGET_BYTES / rate)
+                .clamp(MIN_COALESCE, MAX_COALESCE)
+                .min(until_timer);
+            std::thread::sleep(d);
+        }
+    }
+
+    fn read_error(&mut self, e: WsError) -> End {
+        End::failed(match e {
+            WsError::Utf8(_) => {
+                self.lines.reject(Count::RejectInvalidUtf8, b"");
+                "a text frame was not valid UTF-8; reconnecting".to_string()
+            }
+            WsError::Capacity(c) => {
+                self.lines.reject(Count::RejectTooLarge, b"");
+                format!(
+                    "{c} (max_message_bytes = {}); reconnecting",
+                    self.cfg.max_message_bytes
+                )
+            }
+            WsError::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+                "connection reset without a close frame".to_string()
+            }
+            WsError::ConnectionClosed | WsError::AlreadyClosed => "connection closed".to_string(),
+            e => format!("read: {e}"),
+        })
+    }
+
+    /// Sends a close frame and keeps reading briefly so that nothing already sent to
+    /// us is lost and the server sees a clean close.
+    fn close(&mut self) -> End {
+        let _ = self.ws.close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "shutdown".into(),
+        }));
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while Instant::now() < deadline {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => {
+                    if self.lines.accept(t.as_ref()) {
+                        self.span.message();
+                    }
+                }
+                Ok(_) => {}
+                Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => break,
+            }
+        }
+        self.lines.ship();
+        End::Quit
+    }
+}

@@ -1,0 +1,432 @@
+//! The recorder's figures: counters that every thread updates, and the snapshot that
+//! the status probe, the log's status line and the metrics file read.
+//!
+//! Each counter is declared once, in [`COUNTERS`]: its place in `--status --json`, its
+//! Prometheus name and label, and its help text. The JSON object and the metrics file
+//! are both derived from that table. Plain atomics: the hot path pays one relaxed add
+//! per batch, not a lock.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+/// A monotonic count. The discriminant is the index into [`COUNTERS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Count {
+    /// Messages received and accepted for writing.
+    Messages,
+    /// Lines written to files.
+    LinesWritten,
+    /// Bytes written to files.
+    BytesWritten,
+    /// Successful connections (handshake done).
+    Connects,
+    /// Connections after the first.
+    Reconnects,
+    /// Connection attempts, successful or not.
+    Attempts,
+    /// Messages dropped on a full channel (`on_full: drop`).
+    Dropped,
+    /// Failed writes (disk full and the like).
+    WriteErrors,
+    /// Frames refused: binary.
+    RejectBinary,
+    /// Frames refused: empty text.
+    RejectEmpty,
+    /// Frames refused: not one JSON value.
+    RejectNotJson,
+    /// Frames refused: not UTF-8 (ends the connection).
+    RejectInvalidUtf8,
+    /// Frames refused: over `max_message_bytes` (ends the connection).
+    RejectTooLarge,
+}
+
+/// How a counter appears to users.
+pub(crate) struct CounterDef {
+    /// Where it sits in `--status --json`: a key, or `object.key`.
+    pub(crate) json: &'static str,
+    /// Prometheus metric name.
+    pub(crate) metric: &'static str,
+    /// Value of the metric's `reason` label, when several counters share a metric.
+    pub(crate) reason: Option<&'static str>,
+    /// Prometheus help text (shared by the counters of one metric).
+    pub(crate) help: &'static str,
+}
+
+const fn def(
+    json: &'static str,
+    metric: &'static str,
+    reason: Option<&'static str>,
+    help: &'static str,
+) -> CounterDef {
+    CounterDef {
+        json,
+        metric,
+        reason,
+        help,
+    }
+}
+
+const NOT_WRITTEN: &str = "Frames not written, by reason.";
+
+/// Every counter, in the order of [`Count`].
+pub(crate) const COUNTERS: [CounterDef; 13] = [
+    def(
+        "total_messages",
+        "wsrec_messages_total",
+        None,
+        "Messages received and accepted.",
+    ),
+    def(
+        "lines_written",
+        "wsrec_lines_written_total",
+        None,
+        "Lines written to files.",
+    ),
+    def(
+        "bytes_written",
+        "wsrec_bytes_written_total",
+        None,
+        "Bytes written to files.",
+    ),
+    def(
+        "connects",
+        "wsrec_connects_total",
+        None,
+        "Successful connections.",
+    ),
+    def(
+        "reconnects",
+        "wsrec_reconnects_total",
+        None,
+        "Connections after the first.",
+    ),
+    def(
+        "connect_attempts",
+        "wsrec_connect_attempts_total",
+        None,
+        "Connection attempts.",
+    ),
+    def(
+        "dropped",
+        "wsrec_dropped_total",
+        Some("queue_full"),
+        NOT_WRITTEN,
+    ),
+    def(
+        "write_errors",
+        "wsrec_write_errors_total",
+        None,
+        "Failed writes (retried).",
+    ),
+    def(
+        "rejected.binary",
+        "wsrec_dropped_total",
+        Some("binary"),
+        NOT_WRITTEN,
+    ),
+    def(
+        "rejected.empty",
+        "wsrec_dropped_total",
+        Some("empty"),
+        NOT_WRITTEN,
+    ),
+    def(
+        "rejected.not_json",
+        "wsrec_dropped_total",
+        Some("not_json"),
+        NOT_WRITTEN,
+    ),
+    def(
+        "rejected.invalid_utf8",
+        "wsrec_dropped_total",
+        Some("invalid_utf8"),
+        NOT_WRITTEN,
+    ),
+    def(
+        "rejected.too_large",
+        "wsrec_dropped_total",
+        Some("too_large"),
+        NOT_WRITTEN,
+    ),
+];
+
+impl Count {
+    /// The counter's declaration.
+    pub(crate) fn def(self) -> &'static CounterDef {
+        &COUNTERS[self as usize]
+    }
+
+    /// The short name used in log lines (the label, or the JSON key).
+    pub(crate) fn name(self) -> &'static str {
+        let d = self.def();
+        d.reason
+            .unwrap_or_else(|| d.json.rsplit('.').next().unwrap_or(d.json))
+    }
+}
+
+/// The recorder's live figures.
+pub(crate) struct Stats {
+    started: Instant,
+    started_unix: f64,
+    counts: [AtomicU64; COUNTERS.len()],
+    /// Messages in the channel between reader and writer.
+    pub(crate) queue_depth: AtomicU64,
+    queue_capacity: u64,
+    /// Whether the reader holds an open connection.
+    pub(crate) connected: AtomicBool,
+    /// Unix time in ms of the last frame of any kind received (0 = none yet).
+    pub(crate) last_frame_ms: AtomicU64,
+    /// Unix time in ms of the last message accepted (0 = none yet).
+    pub(crate) last_message_ms: AtomicU64,
+    /// Seconds after which a silent stream counts as stale (for the health verdict).
+    stale_after_s: f64,
+    /// The file the writer wrote last.
+    current_file: Mutex<String>,
+    /// The last error seen by any thread.
+    last_error: Mutex<String>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Stats {
+    /// Fresh counters for a channel of `queue_capacity` messages.
+    pub(crate) fn new(queue_capacity: usize, stale_after_s: f64) -> Stats {
+        Stats {
+            started: Instant::now(),
+            started_unix: unix_ms() as f64 / 1000.0,
+            counts: Default::default(),
+            queue_depth: AtomicU64::new(0),
+            queue_capacity: queue_capacity as u64,
+            connected: AtomicBool::new(false),
+            last_frame_ms: AtomicU64::new(0),
+            last_message_ms: AtomicU64::new(0),
+            stale_after_s,
+            current_file: Mutex::new(String::new()),
+            last_error: Mutex::new(String::new()),
+        }
+    }
+
+    /// Adds `n` to a counter; returns the value before.
+    #[inline]
+    pub(crate) fn add(&self, c: Count, n: u64) -> u64 {
+        self.counts[c as usize].fetch_add(n, Relaxed)
+    }
+
+    /// A counter's value.
+    #[cfg(test)]
+    pub(crate) fn get(&self, c: Count) -> u64 {
+        self.counts[c as usize].load(Relaxed)
+    }
+
+    /// Remembers `err` as the last error.
+    pub(crate) fn set_error(&self, err: impl Into<String>) {
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = err.into();
+        }
+    }
+
+    /// Remembers the file written last.
+    pub(crate) fn set_current_file(&self, path: &std::path::Path) {
+        if let Ok(mut cur) = self.current_file.lock() {
+            *cur = path.display().to_string();
+        }
+    }
+
+    /// A consistent-enough copy of every figure.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let now_ms = unix_ms();
+        let age = |ms: u64| (ms > 0).then(|| now_ms.saturating_sub(ms) as f64 / 1000.0);
+        Snapshot {
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            started_unix: self.started_unix,
+            counts: std::array::from_fn(|i| self.counts[i].load(Relaxed)),
+            connected: self.connected.load(Relaxed),
+            queue_depth: self.queue_depth.load(Relaxed),
+            queue_capacity: self.queue_capacity,
+            last_frame_age_s: age(self.last_frame_ms.load(Relaxed)),
+            last_message_age_s: age(self.last_message_ms.load(Relaxed)),
+            stale_after_s: self.stale_after_s,
+            current_file: self
+                .current_file
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default(),
+            last_error: self
+                .last_error
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A copy of the figures at one moment.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    /// Seconds since start.
+    pub(crate) uptime_s: f64,
+    started_unix: f64,
+    /// The counters, in the order of [`COUNTERS`].
+    pub(crate) counts: [u64; COUNTERS.len()],
+    /// Connected now.
+    pub(crate) connected: bool,
+    /// Messages waiting in the channel.
+    pub(crate) queue_depth: u64,
+    /// Channel capacity in messages.
+    pub(crate) queue_capacity: u64,
+    last_frame_age_s: Option<f64>,
+    /// Seconds since the last accepted message.
+    pub(crate) last_message_age_s: Option<f64>,
+    stale_after_s: f64,
+    current_file: String,
+    last_error: String,
+}
+
+/// Formats like Go's `time.Duration.String()` rounded to seconds: `1h2m3s`, `12m34s`, `5s`.
+fn go_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+impl Snapshot {
+    /// A counter's value.
+    pub(crate) fn get(&self, c: Count) -> u64 {
+        self.counts[c as usize]
+    }
+
+    fn rate_per_min(&self) -> f64 {
+        if self.uptime_s > 0.0 {
+            self.get(Count::Messages) as f64 / (self.uptime_s / 60.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// Connected, and a message arrived within `stale_timeout` (or none was due yet).
+    /// Messages, not frames: a server that answers pings but delivers nothing is not
+    /// healthy for someone who wants the data.
+    pub(crate) fn healthy(&self) -> bool {
+        let fresh = match self.last_message_age_s {
+            Some(age) => age <= self.stale_after_s,
+            None => self.uptime_s <= self.stale_after_s,
+        };
+        self.connected && fresh
+    }
+
+    /// The seed's status line: `Uptime: 12m34s | Total Msgs: 152340 | Rate: 7260.12 msg/min`.
+    pub(crate) fn line(&self) -> String {
+        format!(
+            "Uptime: {} | Total Msgs: {} | Rate: {:.2} msg/min",
+            go_duration(self.uptime_s.round() as u64),
+            self.get(Count::Messages),
+            self.rate_per_min()
+        )
+    }
+
+    /// Every figure as one JSON object (with the status line).
+    pub(crate) fn to_json(&self) -> Value {
+        let mut v = json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "uptime_s": round3(self.uptime_s),
+            "started_unix": round3(self.started_unix),
+            "rate_per_min": round3(self.rate_per_min()),
+            "connected": self.connected,
+            "healthy": self.healthy(),
+            "queue_depth": self.queue_depth,
+            "queue_capacity": self.queue_capacity,
+            "last_frame_age_s": self.last_frame_age_s.map(round3),
+            "last_message_age_s": self.last_message_age_s.map(round3),
+            "stale_timeout_s": self.stale_after_s,
+            "current_file": self.current_file,
+            "last_error": self.last_error,
+            "status_line": self.line(),
+        });
+        for (d, n) in COUNTERS.iter().zip(self.counts) {
+            match d.json.split_once('.') {
+                Some((object, key)) => v[object][key] = json!(n),
+                None => v[d.json] = json!(n),
+            }
+        }
+        v
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_style_durations() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(754), "12m34s");
+        assert_eq!(go_duration(3600), "1h0m0s");
+        assert_eq!(go_duration(3723), "1h2m3s");
+    }
+
+    #[test]
+    fn seed_line_format() {
+        let s = Stats::new(10, 60.0);
+        s.add(Count::Messages, 152_340);
+        let line = s.snapshot().line();
+        assert!(
+            line.starts_with("Uptime: 0s | Total Msgs: 152340 | Rate: "),
+            "{line}"
+        );
+        assert!(line.ends_with(" msg/min"), "{line}");
+    }
+
+    #[test]
+    fn every_counter_appears_in_the_json_once() {
+        let s = Stats::new(10, 60.0);
+        for (i, c) in ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i);
+            s.add(*c, 100 + i as u64);
+        }
+        let v = s.snapshot().to_json();
+        for (i, d) in COUNTERS.iter().enumerate() {
+            let got = match d.json.split_once('.') {
+                Some((o, k)) => &v[o][k],
+                None => &v[d.json],
+            };
+            assert_eq!(got, &json!(100 + i as u64), "{}", d.json);
+        }
+        assert_eq!(Count::RejectNotJson.name(), "not_json");
+        assert_eq!(Count::WriteErrors.name(), "write_errors");
+    }
+
+    const ALL: [Count; 13] = [
+        Count::Messages,
+        Count::LinesWritten,
+        Count::BytesWritten,
+        Count::Connects,
+        Count::Reconnects,
+        Count::Attempts,
+        Count::Dropped,
+        Count::WriteErrors,
+        Count::RejectBinary,
+        Count::RejectEmpty,
+        Count::RejectNotJson,
+        Count::RejectInvalidUtf8,
+        Count::RejectTooLarge,
+    ];
+}
