@@ -225,3 +225,93 @@ fn deploy_files_are_consistent_and_in_the_readme() {
         assert!(unit.contains(dir), "{dir} is writable in the unit");
     }
 }
+
+/// A read-only view of `src` at `dst` (a bind mount, remounted read-only); unmounted on
+/// drop. Root only.
+struct ReadOnlyBind(std::path::PathBuf);
+
+impl ReadOnlyBind {
+    fn mount(src: &Path, dst: &Path) -> Result<ReadOnlyBind, String> {
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("not running as root".into());
+        }
+        fs::create_dir_all(dst).unwrap();
+        let run = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new("mount")
+                .args(args)
+                .output()
+                .map_err(|e| format!("cannot run mount: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "mount {args:?} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        let (s, d) = (src.to_str().unwrap(), dst.to_str().unwrap());
+        run(&["--bind", s, d])?;
+        let bind = ReadOnlyBind(dst.to_path_buf());
+        run(&["-o", "remount,bind,ro", d])?;
+        Ok(bind)
+    }
+}
+
+impl Drop for ReadOnlyBind {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A monitoring user who cannot write to output_dir can still ask for the status and
+/// the gaps: loading the config touches nothing.
+#[test]
+fn status_and_gaps_work_with_a_read_only_output_dir() {
+    let server = Server::start(|_, stream| {
+        let (mut ws, _) = accept_subscribed(stream);
+        send_range(&mut ws, 0..5);
+        hold(ws);
+    });
+    let s = Setup::new("readonly", &server.url(), json!({"coverage_journal": true}));
+    let mut rec = s.start();
+    wait_until(Duration::from_secs(10), "5 lines", || s.seqs().len() == 5);
+    let ro = s.dir.path().join("ro");
+    let _bind = match ReadOnlyBind::mount(&s.out, &ro) {
+        Ok(b) => b,
+        Err(why) => {
+            println!("skipped: a read-only output_dir needs a read-only bind mount: {why}");
+            return;
+        }
+    };
+    assert!(
+        fs::write(ro.join("probe"), b"").is_err(),
+        "the bind mount is writable"
+    );
+    let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(&s.config).unwrap()).unwrap();
+    cfg["output_dir"] = json!(ro);
+    let ro_config = s.dir.path().join("ro.json");
+    fs::write(&ro_config, cfg.to_string()).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(bin())
+            .arg("--config")
+            .arg(&ro_config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let status = run(&["--status"]);
+    assert_eq!(status.status.code(), Some(0), "{status:?}");
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("Total Msgs: 5"),
+        "{status:?}"
+    );
+    let gaps = run(&["gaps"]);
+    assert_eq!(gaps.status.code(), Some(0), "{gaps:?}");
+    assert!(
+        String::from_utf8_lossy(&gaps.stdout).contains("% covered"),
+        "{gaps:?}"
+    );
+    rec.term();
+    assert!(rec.wait_exit(Duration::from_secs(5)).is_some());
+}
