@@ -17,8 +17,12 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::message::decode::Binary;
+use crate::message::heartbeat::RuleSpec;
+use crate::message::jsonline::Pointers;
+use crate::message::template::Template;
 use fields::{Fields, kind};
-pub(crate) use url::WsUrl;
+pub(crate) use url::{WsUrl, parse_ws_url};
 
 /// What the reader does when the channel to the writer is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +46,7 @@ pub(crate) enum LineFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Ping {
     /// A text message (for example `{"op":"ping"}`).
-    Text(String),
+    Text(Template),
     /// A WebSocket protocol ping frame.
     Protocol,
 }
@@ -52,9 +56,23 @@ pub(crate) enum Ping {
 pub(crate) enum Routing {
     /// Every message to the one topic's file (`topic`).
     Single,
-    /// By the message's top-level `"topic"` to its topic's file; others to the control
-    /// file (`topics`).
-    ByTopic,
+    /// By the route key (the values at `route_by`, joined by `separator`) to the file
+    /// of the topic it names; everything else to the control file (`topics`).
+    ByKey {
+        /// JSON pointers.
+        route_by: Vec<String>,
+        /// Joins their values.
+        separator: String,
+    },
+}
+
+/// A command whose output is the URL to connect to (`ws_url_command`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UrlCommand {
+    /// Run with `sh -c`.
+    pub(crate) command: String,
+    /// Killed after this long.
+    pub(crate) timeout: Duration,
 }
 
 /// The validated configuration of one recorder instance.
@@ -80,8 +98,20 @@ pub(crate) struct Config {
     pub(crate) log_to_stdout: bool,
     /// Unix socket for `--status`; `None` = none.
     pub(crate) status_socket: Option<PathBuf>,
-    /// Subscribe messages sent after every connect (already expanded); empty = none.
-    pub(crate) subscribe_messages: Vec<String>,
+    /// Subscribe messages sent after every connect (topics expanded); empty = none.
+    pub(crate) subscribe_messages: Vec<Template>,
+    /// Pause between subscribe messages.
+    pub(crate) subscribe_interval: Duration,
+    /// A text frame equal to this is a keep-alive answer: not written, not refused.
+    pub(crate) pong_text: Option<String>,
+    /// Replies to the server's heartbeats.
+    pub(crate) heartbeats: Vec<RuleSpec>,
+    /// What binary frames hold.
+    pub(crate) binary: Binary,
+    /// Extra headers on the upgrade request.
+    pub(crate) handshake_headers: Vec<(String, String)>,
+    /// A command that prints the URL before every connect.
+    pub(crate) ws_url_command: Option<UrlCommand>,
     /// Keep-alive interval.
     pub(crate) ping_interval: Duration,
     /// What the keep-alive sends.
@@ -225,7 +255,14 @@ impl Config {
                 if topics.is_empty() {
                     return Err(f.err("topics", "must name at least one topic"));
                 }
-                (topics, Routing::ByTopic, "topics")
+                (
+                    topics,
+                    Routing::ByKey {
+                        route_by: Vec::new(),
+                        separator: String::new(),
+                    },
+                    "topics",
+                )
             }
             (None, Some(v)) => {
                 return Err(f.err(
@@ -243,14 +280,50 @@ impl Config {
                 "topic",
             ),
         };
-        for t in &topics {
-            if t.is_empty() {
-                return Err(f.err(field, "a topic must not be empty"));
-            }
-            if t.contains(['/', '\0']) || t == "." || t == ".." {
-                return Err(f.err(field, format!("\"{t}\" cannot be part of a file name")));
-            }
+        // Any topic can name a file: its name is encoded (message::route::file_name).
+        if topics.iter().any(String::is_empty) {
+            return Err(f.err(field, "a topic must not be empty"));
         }
+        let routing = match routing {
+            Routing::Single => Routing::Single,
+            Routing::ByKey { .. } => {
+                let route_by = match f.take(
+                    "route_by",
+                    "with `topics`: JSON pointers to the values that name a message's topic, joined by `route_separator`",
+                ) {
+                    None => vec!["/topic".to_string()],
+                    Some(Value::Array(items)) if !items.is_empty() => items
+                        .into_iter()
+                        .map(|v| match v {
+                            Value::String(s) => Ok(s),
+                            v => Err(f.err(
+                                "route_by",
+                                format!("expected an array of JSON pointers, found {}", kind(&v)),
+                            )),
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                    Some(v) => {
+                        return Err(f.err(
+                            "route_by",
+                            format!("expected a non-empty array of JSON pointers, got {}", kind(&v)),
+                        ));
+                    }
+                };
+                let mut probe = Pointers::default();
+                for p in &route_by {
+                    probe.add(p).map_err(|e| f.err("route_by", e))?;
+                }
+                let separator = f.string(
+                    "route_separator",
+                    ".",
+                    "joins the `route_by` values into the route key",
+                )?;
+                Routing::ByKey {
+                    route_by,
+                    separator,
+                }
+            }
+        };
 
         let url = f.string(
             "ws_url",
@@ -258,6 +331,62 @@ impl Config {
             "endpoint, `ws://` or `wss://`",
         )?;
         let ws_url = url::parse_ws_url(&url).map_err(|p| f.err("ws_url", p))?;
+        let command = f.string(
+            "ws_url_command",
+            "",
+            "a shell command run before every connect; the first line it prints is the URL to connect to instead of `ws_url` (a failure counts as a failed connect)",
+        )?;
+        let command_timeout = f.seconds(
+            "ws_url_command_timeout",
+            10.0,
+            0.1..=600.0,
+            "seconds `ws_url_command` may take",
+        )?;
+        let ws_url_command = (!command.is_empty()).then(|| UrlCommand {
+            command,
+            timeout: secs(command_timeout),
+        });
+        let handshake_headers = match f.take(
+            "handshake_headers",
+            "extra HTTP headers on the WebSocket upgrade request",
+        ) {
+            None => Vec::new(),
+            Some(Value::Object(m)) => {
+                let mut headers = Vec::with_capacity(m.len());
+                for (k, v) in m {
+                    let Value::String(v) = v else {
+                        return Err(f.err(
+                            "handshake_headers",
+                            format!("\"{k}\": expected a string value, got {}", kind(&v)),
+                        ));
+                    };
+                    let token =
+                        |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+                    if k.is_empty() || !k.chars().all(token) {
+                        return Err(
+                            f.err("handshake_headers", format!("\"{k}\" is not a header name"))
+                        );
+                    }
+                    if v.contains(['\r', '\n', '\0']) {
+                        return Err(f.err(
+                            "handshake_headers",
+                            format!("the value of \"{k}\" must be one line"),
+                        ));
+                    }
+                    headers.push((k, v));
+                }
+                headers
+            }
+            Some(v) => {
+                return Err(f.err(
+                    "handshake_headers",
+                    format!(
+                        "expected an object of header names to values, got {}",
+                        kind(&v)
+                    ),
+                ));
+            }
+        };
 
         let buffer_size = f.uint(
             "buffer_size",
@@ -300,7 +429,24 @@ impl Config {
             r#"{"op":"subscribe","args":["{topic}"]}"#,
             "sent after every connect; `{topic}` is replaced by the topic, `{topics}` by all topics",
         )?;
-        let subscribe_messages = subscribe::expand(&subscribe, &topics, per_message);
+        let parts = match &routing {
+            Routing::ByKey {
+                route_by,
+                separator,
+            } => Some((separator.as_str(), route_by.len())),
+            Routing::Single => None,
+        };
+        let subscribe_messages = subscribe::expand(&subscribe, &topics, per_message, parts)
+            .into_iter()
+            .map(|m| Template::parse(&m, false))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| f.err("subscribe_message", e))?;
+        let subscribe_interval = f.seconds(
+            "subscribe_interval",
+            0.0,
+            0.0..=60.0,
+            "seconds between subscribe messages (for venues that limit their rate)",
+        )?;
 
         let ping_interval = f.seconds(
             "ping_interval",
@@ -313,6 +459,27 @@ impl Config {
             r#"{"op":"ping"}"#,
             "text sent as keep-alive; `\"\"` = a WebSocket protocol ping instead",
         )?;
+        let ping = if ping_message.is_empty() {
+            Ping::Protocol
+        } else {
+            Ping::Text(Template::parse(&ping_message, false).map_err(|e| f.err("ping_message", e))?)
+        };
+        let pong_text = f.string(
+            "pong_text",
+            "",
+            "a text frame equal to this (for example `pong`) answers the keep-alive: not written, not counted as refused",
+        )?;
+        let heartbeats = match f.take(
+            "heartbeat_replies",
+            "rules that answer the server's heartbeats: `{\"has\": [pointers], \"equals\": {pointer: value}, \"reply\": template}`",
+        ) {
+            None => Vec::new(),
+            Some(v) => heartbeat_rules(v).map_err(|e| f.err("heartbeat_replies", e))?,
+        };
+        if let Routing::ByKey { route_by, .. } = &routing {
+            crate::message::Lookups::new(route_by, &heartbeats)
+                .map_err(|e| f.err("heartbeat_replies", e))?;
+        }
         let stale_timeout = f.seconds(
             "stale_timeout",
             60.0,
@@ -339,7 +506,7 @@ impl Config {
         }
         let max_message_bytes = f.uint(
             "max_message_bytes",
-            16 << 20,
+            64 << 20,
             64..=MAX_MESSAGE_BYTES_LIMIT,
             "a larger message ends the connection (reconnect) without being held in memory",
         )? as usize;
@@ -358,6 +525,23 @@ impl Config {
             ],
             "`raw` (the message as received) or `timestamped` (`{\"recv_ns\":…,\"msg\":…}`)",
         )?;
+        let binary = f.choice(
+            "binary_frames",
+            Binary::Auto,
+            &[
+                ("auto", Binary::Auto),
+                ("gzip", Binary::Gzip),
+                ("zlib", Binary::Zlib),
+                ("deflate", Binary::Deflate),
+                ("text", Binary::Text),
+                ("reject", Binary::Reject),
+            ],
+            "what binary frames hold: `auto` (gzip and zlib by their header, JSON by its first byte, else raw deflate), `gzip`, `zlib`, `deflate`, `text` or `reject`",
+        )?;
+        f.take(
+            "about",
+            "anything: notes for people (presets say where they come from); ignored",
+        );
         let coverage_journal = f.bool(
             "coverage_journal",
             false,
@@ -381,12 +565,14 @@ impl Config {
             log_to_stdout,
             status_socket: non_empty(status_socket),
             subscribe_messages,
+            subscribe_interval: secs(subscribe_interval),
+            pong_text: (!pong_text.is_empty()).then_some(pong_text),
+            heartbeats,
+            binary,
+            handshake_headers,
+            ws_url_command,
             ping_interval: secs(ping_interval),
-            ping: if ping_message.is_empty() {
-                Ping::Protocol
-            } else {
-                Ping::Text(ping_message)
-            },
+            ping,
             stale_timeout: secs(stale_timeout),
             reconnect_initial_delay: secs(initial),
             reconnect_max_delay: secs(max),
@@ -397,6 +583,81 @@ impl Config {
             metrics_file: non_empty(metrics_file),
         })
     }
+}
+
+/// Parses `heartbeat_replies`.
+fn heartbeat_rules(v: Value) -> Result<Vec<RuleSpec>, String> {
+    let Value::Array(items) = v else {
+        return Err(format!("expected an array of rules, got {}", kind(&v)));
+    };
+    let mut probe = Pointers::default();
+    let mut rules = Vec::with_capacity(items.len());
+    for (n, item) in items.into_iter().enumerate() {
+        let Value::Object(mut rule) = item else {
+            return Err(format!("rule {n}: expected an object, got {}", kind(&item)));
+        };
+        let has = match rule.remove("has") {
+            None => Vec::new(),
+            Some(Value::Array(a)) => a
+                .into_iter()
+                .map(|p| match p {
+                    Value::String(s) => Ok(s),
+                    p => Err(format!(
+                        "rule {n}: \"has\": expected pointers, found {}",
+                        kind(&p)
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(v) => {
+                return Err(format!(
+                    "rule {n}: \"has\": expected an array, got {}",
+                    kind(&v)
+                ));
+            }
+        };
+        let equals = match rule.remove("equals") {
+            None => Vec::new(),
+            Some(Value::Object(m)) => m
+                .into_iter()
+                .map(|(p, v)| {
+                    if v.is_object() || v.is_array() {
+                        Err(format!("rule {n}: \"equals\": \"{p}\": only a string, number, true, false or null can be compared"))
+                    } else {
+                        Ok((p, v.to_string()))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+            Some(v) => return Err(format!("rule {n}: \"equals\": expected an object, got {}", kind(&v))),
+        };
+        if has.is_empty() && equals.is_empty() {
+            return Err(format!("rule {n}: give \"has\" or \"equals\" (or both)"));
+        }
+        let reply = match rule.remove("reply") {
+            Some(Value::String(s)) if !s.is_empty() => {
+                Template::parse(&s, true).map_err(|e| format!("rule {n}: \"reply\": {e}"))?
+            }
+            _ => {
+                return Err(format!(
+                    "rule {n}: \"reply\" must be the reply message (a non-empty string)"
+                ));
+            }
+        };
+        if let Some(k) = rule.keys().next() {
+            return Err(format!(
+                "rule {n}: unknown key \"{k}\" (known: has, equals, reply)"
+            ));
+        }
+        for p in has
+            .iter()
+            .chain(equals.iter().map(|(p, _)| p))
+            .map(String::as_str)
+            .chain(reply.pointers())
+        {
+            probe.add(p).map_err(|e| format!("rule {n}: {e}"))?;
+        }
+        rules.push(RuleSpec { has, equals, reply });
+    }
+    Ok(rules)
 }
 
 #[cfg(test)]

@@ -4,8 +4,16 @@
 ///
 /// `{topics}` becomes the topics as JSON string items (`"a","b"`), split into groups of
 /// `per_message` (0 = one message for all). `{topic}` with several topics sends one
-/// message per topic. A template with neither is sent once, as it is.
-pub(crate) fn expand(template: &str, topics: &[String], per_message: usize) -> Vec<String> {
+/// message per topic, as does `{topic.N}`: part N of the topic split by the route
+/// separator into as many parts as there are route pointers (`parts`), so that object
+/// arguments can be built from a topic such as `trades.BTC-USDT`. A template with none
+/// of these is sent once, as it is.
+pub(crate) fn expand(
+    template: &str,
+    topics: &[String],
+    per_message: usize,
+    parts: Option<(&str, usize)>,
+) -> Vec<String> {
     if template.is_empty() {
         return Vec::new();
     }
@@ -23,13 +31,22 @@ pub(crate) fn expand(template: &str, topics: &[String], per_message: usize) -> V
                 template.replace("{topics}", &items.join(","))
             })
             .collect()
-    } else if template.contains("{topic}") {
+    } else if template.contains("{topic}") || template.contains("{topic.") {
         // Inside a JSON string the topic must be escaped but not quoted again.
+        let escape = |t: &str| {
+            let q = serde_json::to_string(t).unwrap_or_default();
+            q[1..q.len() - 1].to_string()
+        };
         topics
             .iter()
             .map(|t| {
-                let q = quote(t);
-                template.replace("{topic}", &q[1..q.len() - 1])
+                let mut m = template.replace("{topic}", &escape(t));
+                if let Some((sep, n)) = parts {
+                    for (i, part) in t.splitn(n.max(1), sep).enumerate() {
+                        m = m.replace(&format!("{{topic.{i}}}"), &escape(part));
+                    }
+                }
+                m
             })
             .collect()
     } else {
@@ -44,11 +61,28 @@ mod tests {
     #[test]
     fn subscribe_expansion() {
         let t = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-        let m = expand(r#"{"args":[{topics}]}"#, &t, 2);
+        let m = expand(r#"{"args":[{topics}]}"#, &t, 2, None);
         assert_eq!(m, vec![r#"{"args":["a","b"]}"#, r#"{"args":["c"]}"#]);
-        let m = expand(r#"{"args":["{topic}"]}"#, &t[..1], 0);
+        let m = expand(r#"{"args":["{topic}"]}"#, &t[..1], 0, None);
         assert_eq!(m, vec![r#"{"args":["a"]}"#]);
-        assert_eq!(expand("{}", &t, 0), vec!["{}"]);
-        assert!(expand("", &t, 0).is_empty());
+        assert_eq!(expand("{}", &t, 0, None), vec!["{}"]);
+        assert!(expand("", &t, 0, None).is_empty());
+        let okx = vec![
+            "trades.BTC-USDT".to_string(),
+            "bbo-tbt.ETH-USDT".to_string(),
+        ];
+        let m = expand(
+            r#"{"op":"subscribe","args":[{"channel":"{topic.0}","instId":"{topic.1}"}]}"#,
+            &okx,
+            0,
+            Some((".", 2)),
+        );
+        assert_eq!(
+            m,
+            vec![
+                r#"{"op":"subscribe","args":[{"channel":"trades","instId":"BTC-USDT"}]}"#,
+                r#"{"op":"subscribe","args":[{"channel":"bbo-tbt","instId":"ETH-USDT"}]}"#
+            ]
+        );
     }
 }

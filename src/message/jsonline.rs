@@ -3,7 +3,8 @@
 //! A line must be one complete JSON value. The check also reports whether the message
 //! holds a raw CR or LF (it can only be insignificant white space, since raw control
 //! characters are invalid inside JSON strings), in which case [`compact_into`] writes it
-//! as one line, and where a top-level `"topic"` string is, for routing.
+//! as one line, and, in the same pass, where the values of a few JSON pointers are
+//! ([`Pointers`]: for routing and for matching heartbeats).
 
 use std::ops::Range;
 
@@ -21,8 +22,158 @@ pub enum Reject {
 pub struct Valid {
     /// The message holds a raw CR or LF and must be compacted before writing.
     pub multiline: bool,
-    /// Byte range of the top-level `"topic"` string value (without quotes), if any.
-    pub topic: Option<Range<usize>>,
+}
+
+/// Most pointers one check looks for (a bit each in a mask).
+pub const MAX_POINTERS: usize = 32;
+/// Most segments in one pointer (path levels tracked while parsing).
+pub const MAX_POINTER_DEPTH: usize = 8;
+
+/// One segment of a JSON pointer: an object key, which also matches an array index
+/// when it is a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Segment {
+    key: Vec<u8>,
+    index: Option<u32>,
+}
+
+/// A set of JSON pointers (RFC 6901) that [`check_with`] finds in the same pass. A
+/// pointer finds a scalar value only (string, number, literal): one that leads to an
+/// object or an array finds nothing. Keys are compared as they are written in the
+/// message, without unescaping.
+#[derive(Debug, Clone, Default)]
+pub struct Pointers {
+    list: Vec<Vec<Segment>>,
+    /// Mask of every pointer.
+    all: u32,
+    /// Bit p set in `ends_at[d]` when pointer p has d segments.
+    ends_at: [u32; MAX_POINTER_DEPTH + 1],
+    /// Longest pointer, in segments (0 when there are none: nothing to track).
+    depth: usize,
+}
+
+impl Pointers {
+    /// Adds a pointer such as `/arg/instId` or `/data/0/symbol`; returns its index.
+    pub fn add(&mut self, pointer: &str) -> Result<usize, String> {
+        let Some(rest) = pointer.strip_prefix('/') else {
+            return Err(format!(
+                "\"{pointer}\" is not a JSON pointer (it must start with /)"
+            ));
+        };
+        let segs: Vec<Segment> = rest
+            .split('/')
+            .map(|raw| {
+                let key = raw.replace("~1", "/").replace("~0", "~").into_bytes();
+                let index = (!key.is_empty()
+                    && key.iter().all(u8::is_ascii_digit)
+                    && (key == b"0" || key[0] != b'0'))
+                    .then(|| std::str::from_utf8(&key).ok()?.parse().ok())
+                    .flatten();
+                Segment { key, index }
+            })
+            .collect();
+        if segs.len() > MAX_POINTER_DEPTH {
+            return Err(format!(
+                "\"{pointer}\" is deeper than {MAX_POINTER_DEPTH} levels"
+            ));
+        }
+        if let Some(i) = self.list.iter().position(|p| *p == segs) {
+            return Ok(i);
+        }
+        let i = self.list.len();
+        if i == MAX_POINTERS {
+            return Err(format!("more than {MAX_POINTERS} different pointers"));
+        }
+        self.all |= 1 << i;
+        self.ends_at[segs.len()] |= 1 << i;
+        self.depth = self.depth.max(segs.len());
+        self.list.push(segs);
+        Ok(i)
+    }
+
+    /// How many pointers there are (the length [`check_with`] wants for `found`).
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The pointers of `live` whose segment at `level` is the object key `key`.
+    #[inline]
+    fn by_key(&self, mut live: u32, level: usize, key: &[u8]) -> u32 {
+        let mut out = 0;
+        while live != 0 {
+            let p = live.trailing_zeros() as usize;
+            live &= live - 1;
+            if self.list[p].get(level).is_some_and(|s| s.key == key) {
+                out |= 1 << p;
+            }
+        }
+        out
+    }
+
+    /// The pointers of `live` whose segment at `level` is the array index `index`.
+    #[inline]
+    fn by_index(&self, mut live: u32, level: usize, index: u32) -> u32 {
+        let mut out = 0;
+        while live != 0 {
+            let p = live.trailing_zeros() as usize;
+            live &= live - 1;
+            if self.list[p]
+                .get(level)
+                .is_some_and(|s| s.index == Some(index))
+            {
+                out |= 1 << p;
+            }
+        }
+        out
+    }
+}
+
+/// What the parser tracks for the pointers: the pointers still matching at each level,
+/// and the array index at each level.
+struct Track<'p> {
+    ptrs: &'p Pointers,
+    live: [u32; MAX_POINTER_DEPTH + 1],
+    index: [u32; MAX_POINTER_DEPTH + 1],
+    /// Pointers found so far (the first value wins).
+    found_mask: u32,
+}
+
+impl Track<'_> {
+    /// Entering the value of `key` in an object at `depth`: the pointers that end here.
+    #[inline]
+    fn key(&mut self, depth: usize, key: &[u8]) -> u32 {
+        if depth > self.ptrs.depth {
+            return 0;
+        }
+        let live = self.ptrs.by_key(self.live[depth - 1], depth - 1, key);
+        self.live[depth] = live;
+        live & self.ptrs.ends_at[depth] & !self.found_mask
+    }
+
+    /// Entering item `index` of an array at `depth`: the pointers that end here.
+    #[inline]
+    fn item(&mut self, depth: usize, index: u32) -> u32 {
+        if depth > self.ptrs.depth {
+            return 0;
+        }
+        self.index[depth] = index;
+        let live = self.ptrs.by_index(self.live[depth - 1], depth - 1, index);
+        self.live[depth] = live;
+        live & self.ptrs.ends_at[depth] & !self.found_mask
+    }
+
+    #[inline]
+    fn next_item(&mut self, depth: usize) -> u32 {
+        if depth > self.ptrs.depth {
+            return 0;
+        }
+        self.item(depth, self.index[depth] + 1)
+    }
 }
 
 /// Deepest nesting accepted: a bound on the check's state, not on real messages.
@@ -94,6 +245,18 @@ struct Parser<'a> {
     s: &'a [u8],
     i: usize,
     multiline: bool,
+}
+
+/// Records `range` as the value of every pointer in `want`.
+#[inline]
+fn record(found: &mut [Option<Range<usize>>], track: &mut Track, want: u32, range: Range<usize>) {
+    let mut w = want;
+    while w != 0 {
+        let p = w.trailing_zeros() as usize;
+        w &= w - 1;
+        found[p] = Some(range.clone());
+    }
+    track.found_mask |= want;
 }
 
 impl Parser<'_> {
@@ -195,14 +358,14 @@ impl Parser<'_> {
         }
     }
 
-    /// Parses one complete JSON document, iteratively, with a bit stack of containers.
-    fn document(&mut self) -> Option<Option<Range<usize>>> {
+    /// Parses one complete JSON document, iteratively, with a bit stack of containers;
+    /// records the scalar values that `track`'s pointers lead to in `found`.
+    fn document(&mut self, track: &mut Track, found: &mut [Option<Range<usize>>]) -> Option<()> {
         // One bit per level (1 = object): 64 bytes to clear per message, not 512.
         let mut stack = [0u64; MAX_DEPTH / 64];
         let mut depth = 0usize;
-        let mut topic = None;
-        // Set while parsing the value of a top-level "topic" key.
-        let mut topic_value = false;
+        // The pointers that end at the value about to be parsed.
+        let mut want = 0u32;
         'value: loop {
             match self.ws_peek()? {
                 b'{' => {
@@ -216,7 +379,7 @@ impl Parser<'_> {
                         self.i += 1;
                         depth -= 1;
                     } else {
-                        topic_value = self.key(depth, &mut topic)?;
+                        want = self.key(depth, track)?;
                         continue 'value;
                     }
                 }
@@ -231,36 +394,46 @@ impl Parser<'_> {
                         self.i += 1;
                         depth -= 1;
                     } else {
+                        want = track.item(depth, 0);
                         continue 'value;
                     }
                 }
                 b'"' => {
-                    let r = self.string()?;
-                    if topic_value && topic.is_none() {
-                        topic = Some(r);
+                    let start = self.i;
+                    self.string()?;
+                    if want != 0 {
+                        record(found, track, want, start..self.i);
                     }
                 }
-                b't' => self.literal(b"true")?,
-                b'f' => self.literal(b"false")?,
-                b'n' => self.literal(b"null")?,
-                _ => self.number()?,
+                b => {
+                    let start = self.i;
+                    match b {
+                        b't' => self.literal(b"true")?,
+                        b'f' => self.literal(b"false")?,
+                        b'n' => self.literal(b"null")?,
+                        _ => self.number()?,
+                    }
+                    if want != 0 {
+                        record(found, track, want, start..self.i);
+                    }
+                }
             }
-            topic_value = false;
             // After a value: close containers or move to the next item.
             loop {
                 let next = self.ws_peek();
                 if depth == 0 {
-                    return next.is_none().then_some(topic);
+                    return next.is_none().then_some(());
                 }
                 let in_object = stack[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 == 1;
                 match (next?, in_object) {
                     (b',', true) => {
                         self.i += 1;
-                        topic_value = self.key(depth, &mut topic)?;
+                        want = self.key(depth, track)?;
                         continue 'value;
                     }
                     (b',', false) => {
                         self.i += 1;
+                        want = track.next_item(depth);
                         continue 'value;
                     }
                     (b'}', true) | (b']', false) => {
@@ -273,9 +446,9 @@ impl Parser<'_> {
         }
     }
 
-    /// Parses `"key" :`; returns whether it is the top-level "topic" key.
+    /// Parses `"key" :`; returns the pointers that end at its value.
     #[inline]
-    fn key(&mut self, depth: usize, topic: &mut Option<Range<usize>>) -> Option<bool> {
+    fn key(&mut self, depth: usize, track: &mut Track) -> Option<u32> {
         if self.ws_peek()? != b'"' {
             return None;
         }
@@ -284,26 +457,53 @@ impl Parser<'_> {
             return None;
         }
         self.i += 1;
-        Some(depth == 1 && topic.is_none() && &self.s[k] == b"topic")
+        Some(track.key(depth, &self.s[k]))
     }
 }
 
 /// Checks that `msg` is exactly one JSON value (surrounding white space allowed).
 pub fn check(msg: &[u8]) -> Result<Valid, Reject> {
+    check_with(msg, &Pointers::default(), &mut [])
+}
+
+/// [`check`], also finding the values of `ptrs`: `found[p]` becomes the byte range of
+/// pointer p's value as written (a string with its quotes), or `None`. `found` must
+/// have `ptrs.len()` entries.
+pub fn check_with(
+    msg: &[u8],
+    ptrs: &Pointers,
+    found: &mut [Option<Range<usize>>],
+) -> Result<Valid, Reject> {
     if msg.is_empty() {
         return Err(Reject::Empty);
     }
+    found.fill(None);
+    let mut track = Track {
+        ptrs,
+        live: [0; MAX_POINTER_DEPTH + 1],
+        index: [0; MAX_POINTER_DEPTH + 1],
+        found_mask: 0,
+    };
+    track.live[0] = ptrs.all;
     let mut p = Parser {
         s: msg,
         i: 0,
         multiline: false,
     };
-    match p.document() {
-        Some(topic) => Ok(Valid {
+    match p.document(&mut track, found) {
+        Some(()) => Ok(Valid {
             multiline: p.multiline,
-            topic,
         }),
         None => Err(Reject::NotJson),
+    }
+}
+
+/// The text a found value stands for in a route key: a string's contents (without the
+/// quotes, as written), or a number or literal as written.
+pub fn unquoted(value: &[u8]) -> &[u8] {
+    match value {
+        [b'"', inner @ .., b'"'] => inner,
+        v => v,
     }
 }
 
@@ -402,11 +602,61 @@ mod tests {
 
     #[test]
     fn finds_the_top_level_topic() {
+        let mut ptrs = Pointers::default();
+        ptrs.add("/topic").unwrap();
+        let mut found = [None];
         let m = br#"{"data":{"topic":"inner"},"topic":"publicTrade.ETHUSDT","ts":1}"#;
-        let v = check(m).unwrap();
-        assert_eq!(&m[v.topic.unwrap()], b"publicTrade.ETHUSDT");
-        let v = check(br#"{"op":"pong","topic":5}"#).unwrap();
-        assert_eq!(v.topic, None);
+        check_with(m, &ptrs, &mut found).unwrap();
+        assert_eq!(&m[found[0].clone().unwrap()], b"\"publicTrade.ETHUSDT\"");
+        check_with(br#"{"op":"pong","topic":{"a":1}}"#, &ptrs, &mut found).unwrap();
+        assert_eq!(found[0], None);
+    }
+
+    #[test]
+    fn finds_pointer_values_in_the_same_pass() {
+        let mut ptrs = Pointers::default();
+        for p in [
+            "/arg/channel",
+            "/arg/instId",
+            "/data/0/symbol",
+            "/2",
+            "/stream",
+            "/a~1b",
+        ] {
+            ptrs.add(p).unwrap();
+        }
+        assert_eq!(ptrs.add("/stream"), Ok(4), "a repeated pointer is shared");
+        let get = |m: &[u8]| {
+            let mut found = vec![None; ptrs.len()];
+            check_with(m, &ptrs, &mut found).unwrap();
+            found
+                .into_iter()
+                .map(|r| r.map(|r| String::from_utf8(m[r].to_vec()).unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let okx = br#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"px":"1"}]}"#;
+        assert_eq!(
+            get(okx)[..2],
+            [Some("\"trades\"".into()), Some("\"BTC-USDT\"".into())]
+        );
+        let kraken2 =
+            br#"{"channel":"trade","data":[{"symbol":"BTC/USD","qty":0.1},{"symbol":"X"}]}"#;
+        assert_eq!(get(kraken2)[2], Some("\"BTC/USD\"".into()));
+        let kraken1 = br#"[337,[["5541.2","0.1"]],"trade","XBT/USD"]"#;
+        assert_eq!(get(kraken1)[3], Some("\"trade\"".into()));
+        // Index 2 of an array, not key "2" of an object; numbers as written.
+        assert_eq!(get(br#"{"2":7}"#)[3], Some("7".into()));
+        assert_eq!(
+            get(br#"[0, 1, 12345678901234567890123]"#)[3],
+            Some("12345678901234567890123".into())
+        );
+        assert_eq!(get(br#"{"a/b":true}"#)[5], Some("true".into()));
+        // An object or array value finds nothing; nor does a deeper match elsewhere.
+        assert_eq!(get(br#"{"stream":{"x":1}}"#)[4], None);
+        assert_eq!(get(br#"{"x":{"arg":{"channel":"c"}}}"#)[0], None);
+        assert_eq!(unquoted(b"\"a\""), b"a");
+        assert_eq!(unquoted(b"12"), b"12");
+        assert!(Pointers::default().add("topic").is_err());
     }
 
     #[test]

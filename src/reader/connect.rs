@@ -3,16 +3,19 @@
 //! carries the server's Retry-After, if it gave one.
 
 use std::fmt;
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Read};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
+use tungstenite::client::IntoClientRequest;
+use tungstenite::http::{HeaderName, HeaderValue};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Error as WsError, HandshakeError, WebSocket};
 
 use super::backoff::parse_retry_after;
-use crate::config::Config;
+use crate::config::{Config, UrlCommand, WsUrl, parse_ws_url};
 
 /// The connection the reader owns.
 pub(crate) type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
@@ -55,9 +58,17 @@ pub(crate) fn tcp_of(ws: &Ws) -> &TcpStream {
     }
 }
 
-/// TCP connect, TLS handshake and WebSocket upgrade, each with a deadline.
+/// TCP connect, TLS handshake and WebSocket upgrade, each with a deadline; first the
+/// URL command, if there is one.
 pub(crate) fn connect(cfg: &Config) -> Result<Ws, ConnectError> {
-    let url = &cfg.ws_url;
+    let fetched;
+    let url = match &cfg.ws_url_command {
+        Some(c) => {
+            fetched = url_from_command(c)?;
+            &fetched
+        }
+        None => &cfg.ws_url,
+    };
     let hostport = format!("{}:{}", url.host, url.port);
     let tcp = tcp(&url.host, url.port)
         .map_err(|e| ConnectError::new(format!("connect to {hostport}: {e}")))?;
@@ -66,7 +77,52 @@ pub(crate) fn connect(cfg: &Config) -> Result<Ws, ConnectError> {
     } else {
         MaybeTlsStream::Plain(tcp)
     };
-    upgrade(cfg, stream)
+    upgrade(cfg, url, stream)
+}
+
+/// Runs the URL command (KuCoin's token, for example) with its timeout; the first line
+/// it prints is the URL.
+fn url_from_command(c: &UrlCommand) -> Result<WsUrl, ConnectError> {
+    let fail = |why: String| ConnectError::new(format!("ws_url_command: {why}"));
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(&c.command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("cannot run sh: {e}")))?;
+    let deadline = Instant::now() + c.timeout;
+    // The output is a line or two: it fits the pipe, so waiting before reading is safe.
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!(
+                    "still running after {:.1}s; killed",
+                    c.timeout.as_secs_f64()
+                )));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(fail(format!("wait: {e}"))),
+        }
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    if !status.success() {
+        let err = err.lines().last().unwrap_or("").trim();
+        return Err(fail(format!("{status}: {err}")));
+    }
+    let line = out.lines().next().unwrap_or("").trim();
+    parse_ws_url(line).map_err(|e| fail(format!("printed no usable URL: {e}")))
 }
 
 /// The first address of `host` that accepts a connection, set up for the handshakes.
@@ -121,14 +177,31 @@ fn tls(
     }
 }
 
-fn upgrade(cfg: &Config, stream: MaybeTlsStream<TcpStream>) -> Result<Ws, ConnectError> {
-    let url = &cfg.ws_url.url;
+fn upgrade(
+    cfg: &Config,
+    url: &WsUrl,
+    stream: MaybeTlsStream<TcpStream>,
+) -> Result<Ws, ConnectError> {
+    let url = &url.url;
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| ConnectError::new(format!("handshake with {url}: {e}")))?;
+    for (k, v) in &cfg.handshake_headers {
+        // Both were checked when the config was loaded.
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            request.headers_mut().insert(k, v);
+        }
+    }
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(cfg.max_message_bytes))
         .max_frame_size(Some(cfg.max_message_bytes))
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0);
-    match tungstenite::client::client_with_config(url.as_str(), stream, Some(ws_config)) {
+    match tungstenite::client::client_with_config(request, stream, Some(ws_config)) {
         Ok((ws, _)) => Ok(ws),
         Err(HandshakeError::Failure(WsError::Http(resp))) => {
             let retry_after = resp

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, TrySendError};
@@ -12,7 +13,10 @@ use crossbeam_channel::{SendTimeoutError, TrySendError};
 use crate::batch::{Batch, Dest, ReaderSide, shape};
 use crate::clock::{self, Periods};
 use crate::config::{Config, LineFormat, OnFull, Routing};
-use crate::message::jsonline::{self, Reject};
+use crate::message::Lookups;
+use crate::message::decode::{Binary, Decoder, Undecodable};
+use crate::message::jsonline::{self, Reject, unquoted};
+use crate::message::template::Template;
 use crate::ratelimit::RateLimited;
 use crate::shutdown::Shutdown;
 use crate::status::{Count, Stats};
@@ -47,6 +51,20 @@ pub(crate) struct LineSink<'a> {
     batch: Batch,
     /// Topic name -> index, for routing by topic.
     topic_index: HashMap<Vec<u8>, u32>,
+    /// The pointers the check finds, the route and the heartbeat rules.
+    lookups: Lookups,
+    /// Where the check put each pointer's value in the current message.
+    found: Vec<Option<Range<usize>>>,
+    /// Joins the route values.
+    separator: Vec<u8>,
+    /// The route key of a message with several route pointers (reused).
+    key: Vec<u8>,
+    /// A heartbeat reply waiting to be sent by the session.
+    reply: Option<String>,
+    /// `{counter}` in templates: one more for every message that uses it.
+    counter: u64,
+    /// Turns binary frames into text.
+    decoder: Decoder,
     warn_reject: RateLimited,
     warn_full: RateLimited,
 }
@@ -67,6 +85,15 @@ impl<'a> LineSink<'a> {
             .enumerate()
             .map(|(i, t)| (t.as_bytes().to_vec(), i as u32))
             .collect();
+        let (route_by, separator): (&[String], &str) = match &cfg.routing {
+            Routing::Single => (&[], ""),
+            Routing::ByKey {
+                route_by,
+                separator,
+            } => (route_by, separator),
+        };
+        let lookups = Lookups::new(route_by, &cfg.heartbeats)
+            .expect("the pointers were checked when the config was loaded");
         LineSink {
             cfg,
             stats,
@@ -76,6 +103,13 @@ impl<'a> LineSink<'a> {
             per_batch,
             batch: Batch::default(),
             topic_index,
+            found: vec![None; lookups.ptrs.len()],
+            lookups,
+            separator: separator.as_bytes().to_vec(),
+            key: Vec::new(),
+            reply: None,
+            counter: 0,
+            decoder: Decoder::new(cfg.binary, cfg.max_message_bytes),
             warn_reject: RateLimited::new(Duration::from_secs(10)),
             warn_full: RateLimited::new(Duration::from_secs(10)),
         }
@@ -97,6 +131,36 @@ impl<'a> LineSink<'a> {
         );
     }
 
+    /// A template's text now (placeholders filled in).
+    pub(crate) fn render(&mut self, t: &Template) -> String {
+        t.render(&mut self.counter, |_| None)
+    }
+
+    /// The reply to the last message, if it was a heartbeat that wants one.
+    #[inline]
+    pub(crate) fn take_reply(&mut self) -> Option<String> {
+        self.reply.take()
+    }
+
+    /// Decodes a binary frame and accepts the text it holds; false if refused.
+    pub(crate) fn accept_binary(&mut self, frame: &[u8]) -> bool {
+        // Out of self while its output is borrowed.
+        let mut decoder = std::mem::replace(&mut self.decoder, Decoder::new(Binary::Reject, 0));
+        let accepted = match decoder.decode(frame) {
+            Ok(text) => self.accept(text),
+            Err(Undecodable::Binary) => {
+                self.reject(Count::RejectBinary, frame);
+                false
+            }
+            Err(Undecodable::TooLarge) => {
+                self.reject(Count::RejectTooLarge, &frame[..frame.len().min(16)]);
+                false
+            }
+        };
+        self.decoder = decoder;
+        accepted
+    }
+
     /// Checks a text message and appends its line to the batch; false if refused.
     #[inline]
     pub(crate) fn accept(&mut self, msg: &[u8]) -> bool {
@@ -110,7 +174,7 @@ impl<'a> LineSink<'a> {
     /// [`LineSink::accept`] with the receive time given (`None`: untimed lines, whose
     /// batch takes the period of its first line).
     fn accept_at(&mut self, msg: &[u8], recv: Option<Duration>) -> bool {
-        let valid = match jsonline::check(msg) {
+        let valid = match jsonline::check_with(msg, &self.lookups.ptrs, &mut self.found) {
             Ok(v) => v,
             Err(Reject::Empty) => {
                 self.reject(Count::RejectEmpty, msg);
@@ -121,17 +185,13 @@ impl<'a> LineSink<'a> {
                 return false;
             }
         };
-        let dest = match self.cfg.routing {
-            Routing::Single => Dest::Topic(0),
-            Routing::ByTopic => match valid
-                .topic
-                .as_ref()
-                .and_then(|r| self.topic_index.get(&msg[r.clone()]))
-            {
-                Some(&i) => Dest::Topic(i),
-                None => Dest::Control,
-            },
-        };
+        if !self.lookups.heartbeats.is_empty() {
+            self.reply = self
+                .lookups
+                .heartbeats
+                .reply(msg, &self.found, &mut self.counter);
+        }
+        let dest = self.dest(msg);
         if self.batch.lines == 0 {
             let now = recv.unwrap_or_else(clock::now);
             self.batch.period = self.periods.start_of(now.as_secs());
@@ -161,6 +221,35 @@ impl<'a> LineSink<'a> {
         data.push(b'\n');
         self.batch.end_line(dest);
         true
+    }
+
+    /// The file of a checked message: its topic's, when its route key names one.
+    #[inline]
+    fn dest(&mut self, msg: &[u8]) -> Dest {
+        let key = match self.lookups.route {
+            0 => return Dest::Topic(0),
+            1 => match &self.found[0] {
+                Some(r) => unquoted(&msg[r.clone()]),
+                None => return Dest::Control,
+            },
+            n => {
+                self.key.clear();
+                for (i, r) in self.found[..n].iter().enumerate() {
+                    let Some(r) = r else {
+                        return Dest::Control;
+                    };
+                    if i > 0 {
+                        self.key.extend_from_slice(&self.separator);
+                    }
+                    self.key.extend_from_slice(unquoted(&msg[r.clone()]));
+                }
+                &self.key
+            }
+        };
+        match self.topic_index.get(key) {
+            Some(&i) => Dest::Topic(i),
+            None => Dest::Control,
+        }
     }
 
     /// Hands the batch to the writer.

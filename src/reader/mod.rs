@@ -69,18 +69,23 @@ impl<'a> Reader<'a> {
                     End::Lost {
                         reason: e.reason,
                         clean: false,
+                        oversize: false,
                     },
                     e.retry_after,
                     None,
                 ),
             };
             let delivered = span.as_ref().is_some_and(|s| s.messages > 0);
-            let (reason, clean) = match end {
+            let (reason, clean, oversize) = match end {
                 End::Quit => {
                     self.journal(span, "shutdown");
                     break;
                 }
-                End::Lost { reason, clean } => (reason, clean),
+                End::Lost {
+                    reason,
+                    clean,
+                    oversize,
+                } => (reason, clean, oversize),
             };
             self.journal(span, &reason);
             let url = &self.cfg.ws_url.url;
@@ -90,7 +95,7 @@ impl<'a> Reader<'a> {
                 log::warn!("{url}: {reason}");
                 self.stats.set_error(format!("{url}: {reason}"));
             }
-            if delivered {
+            if delivered && !oversize {
                 backoff.reset();
             }
             let delay = backoff.next_delay().max(retry_after.unwrap_or_default());
@@ -140,11 +145,18 @@ impl<'a> Reader<'a> {
     }
 
     fn subscribe(&mut self, ws: &mut Ws, span: &mut Span) -> Result<(), End> {
-        for sub in &self.cfg.subscribe_messages {
-            ws.send(Message::text(sub.as_str()))
+        for (i, sub) in self.cfg.subscribe_messages.iter().enumerate() {
+            if i > 0 && !self.cfg.subscribe_interval.is_zero() {
+                // Venues that limit subscribe messages (Bitget: 5 per 100 ms).
+                if !self.shutdown.sleep(self.cfg.subscribe_interval) {
+                    return Err(End::Quit);
+                }
+            }
+            ws.send(Message::text(self.lines.render(sub)))
                 .map_err(|e| End::Lost {
                     reason: format!("sending the subscribe message: {e}"),
                     clean: false,
+                    oversize: false,
                 })?;
         }
         if !self.cfg.subscribe_messages.is_empty() {

@@ -45,6 +45,9 @@ pub(crate) enum End {
         reason: String,
         /// A close frame from the server: logged as information, not as an error.
         clean: bool,
+        /// A message over max_message_bytes ended it: it will come again, so the
+        /// back-off must grow even though data arrived.
+        oversize: bool,
     },
 }
 
@@ -53,6 +56,7 @@ impl End {
         End::Lost {
             reason: reason.into(),
             clean: false,
+            oversize: false,
         }
     }
 }
@@ -161,9 +165,14 @@ impl<'s, 'a> Session<'s, 'a> {
         match msg {
             Message::Text(t) => {
                 self.bytes += t.len();
+                // The answer to our text ping (OKX, Bitget, BitMEX): traffic, not data.
+                if self.cfg.pong_text.as_deref() == Some(t.as_str()) {
+                    return Ok(());
+                }
                 if self.lines.accept(t.as_ref()) {
                     self.got_msg = true;
                     self.span.message();
+                    self.send_reply()?;
                 }
                 if self.lines.full() {
                     self.ship()?;
@@ -174,7 +183,14 @@ impl<'s, 'a> Session<'s, 'a> {
             }
             Message::Binary(b) => {
                 self.bytes += b.len();
-                self.lines.reject(Count::RejectBinary, &b);
+                if self.lines.accept_binary(&b) {
+                    self.got_msg = true;
+                    self.span.message();
+                    self.send_reply()?;
+                }
+                if self.lines.full() {
+                    self.ship()?;
+                }
             }
             Message::Close(frame) => {
                 self.lines.ship();
@@ -191,10 +207,25 @@ impl<'s, 'a> Session<'s, 'a> {
                 return Err(End::Lost {
                     reason,
                     clean: true,
+                    oversize: false,
                 });
             }
             // Ping (tungstenite queues the pong), pong, raw frame: traffic, nothing else.
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Sends the reply to a heartbeat at once: venues drop a client that answers late.
+    /// The socket does not block; what it does not take now goes out at the next
+    /// drain.
+    fn send_reply(&mut self) -> Result<(), End> {
+        if let Some(reply) = self.lines.take_reply() {
+            match self.ws.send(Message::text(reply)) {
+                Ok(()) => {}
+                Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(End::failed(format!("sending a heartbeat reply: {e}"))),
+            }
         }
         Ok(())
     }
@@ -241,7 +272,7 @@ impl<'s, 'a> Session<'s, 'a> {
         }
         if now >= self.next_ping {
             let ping = match &self.cfg.ping {
-                Ping::Text(t) => Message::text(t.as_str()),
+                Ping::Text(t) => Message::text(self.lines.render(t)),
                 Ping::Protocol => Message::Ping(Default::default()),
             };
             self.ws
@@ -283,17 +314,22 @@ impl<'s, 'a> Session<'s, 'a> {
     }
 
     fn read_error(&mut self, e: WsError) -> End {
+        if let WsError::Capacity(c) = &e {
+            self.lines.reject(Count::RejectTooLarge, b"");
+            return End::Lost {
+                reason: format!(
+                    "{c}: a message is larger than max_message_bytes ({} bytes); raise max_message_bytes in {} to record it. Reconnecting with a growing delay, since it may come again",
+                    self.cfg.max_message_bytes,
+                    self.cfg.path.display()
+                ),
+                clean: false,
+                oversize: true,
+            };
+        }
         End::failed(match e {
             WsError::Utf8(_) => {
                 self.lines.reject(Count::RejectInvalidUtf8, b"");
                 "a text frame was not valid UTF-8; reconnecting".to_string()
-            }
-            WsError::Capacity(c) => {
-                self.lines.reject(Count::RejectTooLarge, b"");
-                format!(
-                    "{c} (max_message_bytes = {}); reconnecting",
-                    self.cfg.max_message_bytes
-                )
             }
             WsError::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
                 "connection reset without a close frame".to_string()

@@ -15,12 +15,15 @@ use crossbeam_channel::RecvTimeoutError;
 use crate::batch::{Batch, Dest, POOL_MAX_BUFFER, WriterSide};
 use crate::clock::{self, Periods, Timing};
 use crate::config::{Config, ConfigError};
+use crate::message::route;
 use crate::ratelimit::RateLimited;
 use crate::shutdown::Shutdown;
 use crate::status::metrics;
 use crate::status::{Count, Stats};
 use hourfile::HourFile;
 
+/// The file of messages that name no configured topic.
+const CONTROL: &str = "_control";
 /// After this long of failing writes during shutdown, the writer gives up.
 const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(2);
 /// Longest pause between retries of a failing write.
@@ -55,6 +58,8 @@ pub(crate) struct Writer<'a> {
     side: WriterSide,
     periods: Periods,
     close_grace: Duration,
+    /// File name prefixes: each topic's, encoded, then the control file's.
+    names: Vec<String>,
     /// The period whose files are open.
     period: Option<u64>,
     /// The last period whose files were closed.
@@ -80,6 +85,12 @@ impl<'a> Writer<'a> {
             stats,
             shutdown,
             side,
+            names: cfg
+                .topics
+                .iter()
+                .map(|t| route::file_name(t))
+                .chain([CONTROL.to_string()])
+                .collect(),
             periods: timing.periods,
             close_grace: timing.close_grace,
             period: None,
@@ -241,8 +252,8 @@ impl<'a> Writer<'a> {
             Some(i) => i,
             None => {
                 let prefix = match dest {
-                    Dest::Topic(i) => self.cfg.topics[i as usize].as_str(),
-                    Dest::Control => "_control",
+                    Dest::Topic(i) => &self.names[i as usize],
+                    Dest::Control => &self.names[self.names.len() - 1],
                 };
                 let path =
                     hourfile::path_for(&self.cfg.output_dir, prefix, self.period.unwrap_or(0));
