@@ -29,12 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-ap = argparse.ArgumentParser()
-ap.add_argument("venue")
-ap.add_argument("--seconds", type=float, default=5)
-ap.add_argument("--scale", type=float, default=0.05)
-ap.add_argument("--config", help="use this config instead of the preset")
-ARGS = ap.parse_args()
+ARGS = None
 
 
 def pointer(doc, ptr):
@@ -181,6 +176,13 @@ async def run(cfg, url, env):
 
 
 def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("venue")
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--scale", type=float, default=0.05)
+    ap.add_argument("--config", help="use this config instead of the preset")
+    ARGS = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="refclient-")
     port_file, record = os.path.join(tmp, "port"), os.path.join(tmp, "record.jsonl")
     sim = subprocess.Popen([sys.executable, os.path.join(HERE, "sim.py"), ARGS.venue, "--port-file", port_file,
@@ -239,4 +241,5 @@ def main():
     sys.exit(0 if ok else 1)
 
 
-main()
+if __name__ == "__main__":
+    main()
