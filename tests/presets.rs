@@ -1,0 +1,819 @@
+//! The 17 venue presets (`wsrec init <name>`, examples/venues/*.json), each against a
+//! local imitation of its venue (tests/venues/sim.py, Python `websockets`): the sim
+//! checks the subscription as the venue would, sends the venue's real message
+//! shapes, and enforces the venue's keep-alive rule on a clock scaled by `S`; the
+//! recorder runs with the preset's durations scaled the same way.
+//!
+//! Each test passes when one connection was held for the whole test (at least three
+//! keep-alive timeouts), the sim dropped nothing, every data message the sim sent is
+//! verbatim and in order in its topic's file (decoded, for gzip frames), every
+//! control message is in `_control`, and nothing the recorder must not write (text
+//! pongs) was written or counted as rejected.
+//!
+//! Without python3 and its `websockets` package the tests skip, saying why
+//! (`scripts/install-test-deps` installs it).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+/// The scale of every venue duration (keep-alive rules in the sim, ping_interval and
+/// friends in the config).
+const S: f64 = 0.05;
+
+const NAMES: [&str; 17] = [
+    "bybit",
+    "binance",
+    "binance-futures",
+    "okx",
+    "coinbase",
+    "kraken",
+    "deribit",
+    "bitmex",
+    "htx",
+    "bitget",
+    "gate",
+    "kucoin",
+    "bitfinex",
+    "hyperliquid",
+    "jetstream",
+    "mempool",
+    "nostr",
+];
+
+fn manifest() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python_ok() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import websockets"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        println!(
+            "skipped: python3 with the websockets package is not available (scripts/install-test-deps installs it)"
+        );
+    }
+    ok
+}
+
+/// A running tests/venues/sim.py; killed when dropped.
+struct Sim {
+    child: Child,
+    port: u16,
+    record: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sim {
+    fn start(dir: &Path, venue: &str, scale: f64) -> Sim {
+        let port_file = dir.join("sim.port");
+        let record = dir.join("sim.record.jsonl");
+        let stderr = dir.join("sim.stderr");
+        let child = Command::new("python3")
+            .arg(manifest().join("tests/venues/sim.py"))
+            .arg(venue)
+            .arg("--port-file")
+            .arg(&port_file)
+            .arg("--record")
+            .arg(&record)
+            .arg("--scale")
+            .arg(scale.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("start python3 tests/venues/sim.py");
+        let mut sim = Sim {
+            child,
+            port: 0,
+            record,
+            stderr,
+        };
+        let mut port = None;
+        wait_until(Duration::from_secs(30), "the sim writes its port", || {
+            if let Ok(Some(st)) = sim.child.try_wait() {
+                panic!(
+                    "sim.py exited ({st}): {}",
+                    fs::read_to_string(&sim.stderr).unwrap_or_default()
+                );
+            }
+            port = fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            port.is_some()
+        });
+        sim.port = port.unwrap();
+        sim
+    }
+
+    /// The complete lines of the record so far.
+    fn events(&self) -> Vec<Value> {
+        let text = fs::read_to_string(&self.record).unwrap_or_default();
+        let complete = match text.rfind('\n') {
+            Some(i) => &text[..=i],
+            None => "",
+        };
+        complete
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("record line ({e}): {l}")))
+            .collect()
+    }
+
+    fn stderr_text(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+/// The texts the sim sent, by the file they must land in (None: must not be written).
+fn sent_by_file(events: &[Value]) -> BTreeMap<Option<String>, Vec<String>> {
+    let mut m: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+    for e in of_kind(events, "sent") {
+        m.entry(e["file"].as_str().map(str::to_string))
+            .or_default()
+            .push(e["text"].as_str().unwrap().to_string());
+    }
+    m
+}
+
+/// The file-name form of a topic (SCHEMA-DRAFT.md "File names"): `/ \ : * ? " < > | %`,
+/// control bytes and a leading `.` become `%XX`.
+fn encode_name(topic: &str) -> String {
+    let mut out = Vec::new();
+    for (i, b) in topic.bytes().enumerate() {
+        if b < 0x20 || b == 0x7f || b"/\\:*?\"<>|%".contains(&b) || (i == 0 && b == b'.') {
+            out.extend(format!("%{b:02X}").bytes());
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The complete lines written so far to the files of `file` (a line being written
+/// may be cut; it is not counted).
+fn lines_so_far(dir: &Path, file: &str) -> usize {
+    hour_files(dir, &encode_name(file))
+        .iter()
+        .map(|p| {
+            fs::read(p)
+                .unwrap_or_default()
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+        })
+        .sum()
+}
+
+/// `wsrec init <args>`.
+fn init(args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .arg("init")
+        .args(args)
+        .output()
+        .expect("run wsrec init")
+}
+
+/// `ws://127.0.0.1:PORT` + the path and query of `url`.
+fn local_url(url: &str, port: u16) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let tail = match rest.find(['/', '?']) {
+        Some(i) => &rest[i..],
+        None => "/",
+    };
+    let tail = if tail.starts_with('?') {
+        format!("/{tail}")
+    } else {
+        tail.to_string()
+    };
+    format!("ws://127.0.0.1:{port}{tail}")
+}
+
+fn scaled(cfg: &Value, field: &str, default: f64, scale: f64) -> Value {
+    json!(cfg.get(field).and_then(Value::as_f64).unwrap_or(default) * scale)
+}
+
+/// One preset test.
+struct Case {
+    name: &'static str,
+    /// The longest keep-alive timeout the sim enforces, in venue seconds.
+    timeout: f64,
+    scale: f64,
+    edit: fn(&mut Value),
+    /// A topic-less preset: nothing can route to a topic file (Bitfinex).
+    no_topic_files: bool,
+    extra: fn(&[Value]),
+}
+
+impl Case {
+    fn new(name: &'static str, timeout: f64) -> Case {
+        Case {
+            name,
+            timeout,
+            scale: S,
+            edit: |_| {},
+            no_topic_files: false,
+            extra: |_| {},
+        }
+    }
+}
+
+struct Run {
+    setup: Setup,
+    sim: Sim,
+    rec: Recorder,
+    cfg: Value,
+}
+
+fn start(case: &Case) -> Option<Run> {
+    if !python_ok() {
+        return None;
+    }
+    let out = init(&[case.name]);
+    assert!(
+        out.status.success(),
+        "wsrec init {}: {}",
+        case.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let file = manifest().join(format!("examples/venues/{}.json", case.name));
+    assert_eq!(
+        text,
+        fs::read_to_string(&file).unwrap(),
+        "wsrec init {} prints {} verbatim",
+        case.name,
+        file.display()
+    );
+    let mut cfg: Value = serde_json::from_str(&text).expect("the preset is JSON");
+    (case.edit)(&mut cfg);
+
+    let dir = TempDir::new(&format!("preset-{}", case.name));
+    let sim = Sim::start(dir.path(), case.name, case.scale);
+    let setup = Setup {
+        out: dir.path().join("out"),
+        config: dir.path().join("config.json"),
+        socket: dir.path().join("status.sock"),
+        log: dir.path().join("wsrec.log"),
+        dir,
+    };
+    let sc = case.scale;
+    cfg["ws_url"] = json!(local_url(cfg["ws_url"].as_str().unwrap(), sim.port));
+    cfg["output_dir"] = json!(setup.out);
+    cfg["status_socket"] = json!(setup.socket);
+    cfg["log_file"] = json!(setup.log);
+    cfg["status_interval"] = json!(0);
+    cfg["ping_interval"] = scaled(&cfg, "ping_interval", 20.0, sc);
+    cfg["stale_timeout"] = scaled(&cfg, "stale_timeout", 60.0, sc);
+    cfg["reconnect_initial_delay"] = scaled(&cfg, "reconnect_initial_delay", 1.0, sc);
+    cfg["reconnect_max_delay"] = scaled(&cfg, "reconnect_max_delay", 60.0, sc);
+    fs::write(&setup.config, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+
+    let rest = format!("http://127.0.0.1:{}", sim.port);
+    let env: Vec<(&str, &str)> = vec![("KUCOIN_REST", rest.as_str())];
+    let rec = Recorder::spawn(
+        setup.dir.path(),
+        &["--config".to_string(), setup.config.display().to_string()],
+        &env,
+    );
+    Some(Run {
+        setup,
+        sim,
+        rec,
+        cfg,
+    })
+}
+
+impl Run {
+    /// Context for a failure: the sim's stderr and the recorder's log and stderr.
+    fn context(&self) -> String {
+        format!(
+            "\n--- sim stderr:\n{}\n--- wsrec log:\n{}\n--- wsrec stderr:\n{}",
+            self.sim.stderr_text(),
+            tail(&self.setup.log_text(), 3000),
+            tail(&self.rec.stderr_text(), 2000)
+        )
+    }
+
+    /// Fails at once on a drop by the sim or an exit of the recorder.
+    fn check_alive(&mut self) {
+        let ev = self.sim.events();
+        if let Some(d) = of_kind(&ev, "drop").first() {
+            panic!(
+                "the sim dropped the recorder: {}{}",
+                d["why"],
+                self.context()
+            );
+        }
+        if let Ok(Some(st)) = self.rec.child.try_wait() {
+            panic!("wsrec exited early ({st}){}", self.context());
+        }
+    }
+
+    /// Waits for the connection, then holds it for `hold`, failing on a drop.
+    fn hold(&mut self, hold: Duration) {
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            self.check_alive();
+            let ev = self.sim.events();
+            if of_kind(&ev, "sent").len() >= 3 {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out after 60 s waiting for the recorder to connect and subscribe{}",
+                self.context()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let end = Instant::now() + hold;
+        while Instant::now() < end {
+            self.check_alive();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.check_alive();
+    }
+
+    fn lines(&self, file: &str) -> Vec<String> {
+        self.setup.lines(&encode_name(file))
+    }
+
+    /// Waits until everything the sim sent so far is written, checks the status
+    /// counters, stops the recorder with SIGTERM and returns the final record.
+    fn stop(&mut self) -> (Vec<Value>, BTreeMap<Option<String>, usize>) {
+        let snap: BTreeMap<Option<String>, usize> = sent_by_file(&self.sim.events())
+            .into_iter()
+            .map(|(k, v)| (k, v.len()))
+            .collect();
+        let mut lag = String::new();
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            lag.clear();
+            for (f, n) in &snap {
+                if let Some(f) = f {
+                    let got = lines_so_far(&self.setup.out, f);
+                    if got < *n {
+                        lag += &format!(" {f}: {got} of {n};");
+                    }
+                }
+            }
+            if lag.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out after 30 s waiting for the sent messages to be written:{lag}{}",
+                self.context()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(st) = self.setup.status_json() {
+            let rejected: u64 = st["rejected"]
+                .as_object()
+                .map(|o| o.values().filter_map(Value::as_u64).sum())
+                .unwrap_or(0);
+            assert_eq!(
+                rejected,
+                0,
+                "nothing the venue sends is rejected: {}{}",
+                st["rejected"],
+                self.context()
+            );
+            assert_eq!(st["connects"], json!(1), "one connect: {st}");
+        }
+        self.check_alive();
+        self.rec.term();
+        let st = self.rec.wait_exit(Duration::from_secs(10));
+        assert_eq!(
+            st.and_then(|s| s.code()),
+            Some(0),
+            "wsrec exits 0 on SIGTERM{}",
+            self.context()
+        );
+        (self.sim.events(), snap)
+    }
+}
+
+fn tail(s: &str, n: usize) -> &str {
+    let mut i = s.len().saturating_sub(n);
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    &s[i..]
+}
+
+fn run_case(case: Case) {
+    let Some(mut run) = start(&case) else { return };
+    let hold = (3.0 * case.timeout * case.scale).max(4.0);
+    run.hold(Duration::from_secs_f64(hold));
+    let (events, snap) = run.stop();
+    let ctx = run.context();
+
+    assert_eq!(
+        of_kind(&events, "connect").len(),
+        1,
+        "one connection for the whole test{ctx}"
+    );
+    assert!(of_kind(&events, "drop").is_empty(), "no drop{ctx}");
+
+    let sent = sent_by_file(&events);
+    let mut expected_files = BTreeSet::new();
+    for (file, texts) in &sent {
+        let Some(file) = file else { continue };
+        expected_files.insert(format!("{}_", encode_name(file)));
+        let got = run.lines(file);
+        let min = snap.get(&Some(file.clone())).copied().unwrap_or(0);
+        assert!(
+            got.len() >= min && got.len() <= texts.len(),
+            "{file}: {} lines written, the sim sent {} ({} before SIGTERM){ctx}",
+            got.len(),
+            texts.len(),
+            min
+        );
+        for (i, (g, s)) in got.iter().zip(texts).enumerate() {
+            assert!(
+                g == s,
+                "{file} line {i} is not what the sim sent, verbatim:\n written: {g:.300}\n sent:    {s:.300}{ctx}"
+            );
+        }
+    }
+    // Nothing the recorder must not write.
+    let never: BTreeSet<&String> = sent.get(&None).into_iter().flatten().collect();
+    let mut names = Vec::new();
+    for e in fs::read_dir(&run.setup.out).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        if !name.ends_with(".jsonl") || name == "coverage.jsonl" {
+            continue;
+        }
+        assert!(
+            expected_files.iter().any(|p| name.starts_with(p.as_str())
+                && name[p.len()..]
+                    .trim_end_matches(".jsonl")
+                    .parse::<u64>()
+                    .is_ok()),
+            "{name} holds nothing the sim sent (expected only {expected_files:?}){ctx}"
+        );
+        let text = fs::read_to_string(run.setup.out.join(&name)).unwrap();
+        for l in text.lines() {
+            assert!(!never.contains(&l.to_string()), "{name} holds {l:?}{ctx}");
+        }
+        names.push(name);
+    }
+    // Every topic got data in its own file (a preset that routes nothing to topics
+    // says so in about.caveats).
+    let topics: Vec<String> = match run.cfg.get("topics") {
+        Some(t) => t
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect(),
+        None => vec![run.cfg["topic"].as_str().unwrap().to_string()],
+    };
+    for t in &topics {
+        let n = run.lines(t).len();
+        if case.no_topic_files {
+            assert_eq!(n, 0, "{t}: nothing can route to it{ctx}");
+        } else {
+            assert!(n >= 10, "{t}: only {n} lines in its own file{ctx}");
+        }
+    }
+    if case.no_topic_files {
+        assert!(
+            run.lines("_control").len() >= 10,
+            "the feed is in _control{ctx}"
+        );
+    }
+    (case.extra)(&events);
+}
+
+fn recv_texts(events: &[Value]) -> Vec<String> {
+    of_kind(events, "recv")
+        .iter()
+        .filter_map(|e| e["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn preset_bybit() {
+    run_case(Case {
+        extra: |ev| {
+            let pings = recv_texts(ev)
+                .iter()
+                .filter(|t| t.contains("\"ping\""))
+                .count();
+            assert!(pings >= 3, "{pings} pings");
+        },
+        ..Case::new("bybit", 45.0)
+    });
+}
+
+#[test]
+fn preset_binance() {
+    run_case(Case::new("binance", 60.0));
+}
+
+#[test]
+fn preset_binance_futures() {
+    run_case(Case::new("binance-futures", 60.0));
+}
+
+#[test]
+fn preset_okx() {
+    run_case(Case {
+        extra: |ev| {
+            let pings = recv_texts(ev).iter().filter(|t| *t == "ping").count();
+            assert!(pings >= 3, "{pings} text pings");
+        },
+        ..Case::new("okx", 30.0)
+    });
+}
+
+#[test]
+fn preset_coinbase() {
+    run_case(Case::new("coinbase", 5.0));
+}
+
+#[test]
+fn preset_kraken() {
+    run_case(Case::new("kraken", 60.0));
+}
+
+#[test]
+fn preset_deribit() {
+    run_case(Case {
+        extra: |ev| {
+            let r = recv_texts(ev);
+            assert_eq!(
+                r.iter()
+                    .filter(|t| t.contains("public/set_heartbeat"))
+                    .count(),
+                1,
+                "set_heartbeat once, after the subscribe response: {r:?}"
+            );
+            let tests = r.iter().filter(|t| t.contains("public/test")).count();
+            assert!(tests >= 2, "{tests} test_requests answered");
+        },
+        ..Case::new("deribit", 30.0)
+    });
+}
+
+#[test]
+fn preset_bitmex() {
+    run_case(Case::new("bitmex", 60.0));
+}
+
+#[test]
+fn preset_htx() {
+    run_case(Case {
+        extra: |ev| {
+            let pongs = recv_texts(ev)
+                .iter()
+                .filter(|t| t.contains("\"pong\""))
+                .count();
+            assert!(pongs >= 5, "{pongs} pongs to the gzipped pings");
+        },
+        ..Case::new("htx", 10.0)
+    });
+}
+
+#[test]
+fn preset_bitget() {
+    run_case(Case {
+        scale: 0.025,
+        extra: |ev| {
+            let subs: Vec<f64> = of_kind(ev, "recv")
+                .iter()
+                .filter(|e| e["text"].as_str().is_some_and(|t| t.contains("subscribe")))
+                .map(|e| e["t"].as_f64().unwrap())
+                .collect();
+            assert_eq!(subs.len(), 2, "one subscribe per topic");
+            assert!(
+                subs[1] - subs[0] >= 0.09,
+                "subscribes paced by subscribe_interval: {:.3} s apart",
+                subs[1] - subs[0]
+            );
+        },
+        ..Case::new("bitget", 120.0)
+    });
+}
+
+#[test]
+fn preset_gate() {
+    run_case(Case {
+        extra: |ev| {
+            assert_eq!(
+                of_kind(ev, "connect")[0]["x_gate_size_decimal"],
+                json!("1"),
+                "the handshake carries X-Gate-Size-Decimal: 1"
+            );
+        },
+        ..Case::new("gate", 60.0)
+    });
+}
+
+#[test]
+fn preset_kucoin() {
+    run_case(Case {
+        extra: |ev| {
+            assert_eq!(of_kind(ev, "bullet").len(), 1, "one token fetched");
+            let path = of_kind(ev, "connect")[0]["path"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                path.starts_with("/endpoint?token=") && path.contains("&connectId="),
+                "{path}"
+            );
+        },
+        ..Case::new("kucoin", 28.0)
+    });
+}
+
+#[test]
+fn preset_bitfinex() {
+    run_case(Case {
+        no_topic_files: true,
+        ..Case::new("bitfinex", 60.0)
+    });
+}
+
+#[test]
+fn preset_hyperliquid() {
+    run_case(Case::new("hyperliquid", 60.0));
+}
+
+#[test]
+fn preset_jetstream() {
+    run_case(Case::new("jetstream", 30.0));
+}
+
+#[test]
+fn preset_mempool() {
+    run_case(Case::new("mempool", 60.0));
+}
+
+#[test]
+fn preset_nostr() {
+    run_case(Case::new("nostr", 60.0));
+}
+
+/// OKX with an instrument that does not exist: the venue's error reply lands in
+/// `_control`, and no data comes, so no topic file is made.
+#[test]
+fn preset_wrong_subscribe_gets_no_data() {
+    let case = Case {
+        edit: |cfg| cfg["topics"] = json!(["trades.BTC-NOPE"]),
+        ..Case::new("okx", 30.0)
+    };
+    let Some(mut run) = start(&case) else { return };
+    let end = Instant::now() + Duration::from_secs(60);
+    while !hour_files(&run.setup.out, "_control")
+        .iter()
+        .any(|p| fs::read_to_string(p).is_ok_and(|t| t.contains("\"code\":\"60018\"")))
+    {
+        run.check_alive();
+        assert!(
+            Instant::now() < end,
+            "timed out after 60 s waiting for OKX's 60018 error in _control{}",
+            run.context()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Long enough for data to have come, had it been granted (the sim sends every
+    // 20-50 ms), and for several pings.
+    let hold = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < hold {
+        run.check_alive();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (events, _) = run.stop();
+    let ctx = run.context();
+    let sent = sent_by_file(&events);
+    let files: Vec<&Option<String>> = sent.keys().collect();
+    assert!(
+        files
+            .iter()
+            .all(|f| matches!(f.as_deref(), None | Some("_control"))),
+        "the sim sent only control messages and pongs: {files:?}{ctx}"
+    );
+    assert!(
+        run.lines("trades.BTC-NOPE").is_empty(),
+        "no topic file{ctx}"
+    );
+    let control = run.lines("_control");
+    assert_eq!(
+        control,
+        sent[&Some("_control".to_string())][..control.len()],
+        "_control holds the error verbatim{ctx}"
+    );
+}
+
+#[test]
+fn init_lists_presets_and_refuses_unknown() {
+    let out = init(&[]);
+    assert!(
+        out.status.success(),
+        "wsrec init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), NAMES.len(), "one line per preset:\n{text}");
+    let listed: BTreeSet<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(listed, NAMES.iter().copied().collect(), "{text}");
+    for l in &lines {
+        assert!(
+            l.split_whitespace().count() >= 2,
+            "each line says what the preset records: {l:?}"
+        );
+    }
+    // Every preset in the repository is embedded, and nothing else.
+    let mut files: Vec<String> = fs::read_dir(manifest().join("examples/venues"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
+        .collect();
+    files.sort();
+    let mut names: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();
+    names.sort();
+    assert_eq!(files, names);
+
+    let out = init(&["nosuch"]);
+    assert_eq!(out.status.code(), Some(2), "unknown preset: exit 2");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(said.contains("nosuch"), "names the unknown preset: {said}");
+    for n in NAMES {
+        assert!(said.contains(n), "names the known preset {n}: {said}");
+    }
+}
+
+/// The presets are configs wsrec accepts, with the fields the presets promise.
+#[test]
+fn presets_are_documented_configs() {
+    for n in NAMES {
+        let p = manifest().join(format!("examples/venues/{n}.json"));
+        let cfg: Value = serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap();
+        let about = &cfg["about"];
+        for k in ["venue", "docs", "checked", "records", "keepalive", "needs"] {
+            assert!(about[k].is_string(), "{n}: about.{k}");
+        }
+        assert_eq!(about["checked"], json!("2026-12-01"), "{n}");
+        assert!(about["caveats"].is_array(), "{n}: about.caveats");
+        assert_eq!(cfg["output_dir"], json!(format!("./{n}")), "{n}");
+        assert_eq!(cfg["log_file"], json!(format!("{n}.log")), "{n}");
+        assert_eq!(
+            cfg["status_socket"],
+            json!(format!("/tmp/wsrec-{n}.sock")),
+            "{n}"
+        );
+        // wsrec itself accepts it: a status query against it fails only because no
+        // instance runs (exit 1), not because of the config (exit 2).
+        let dir = TempDir::new(&format!("preset-cfg-{n}"));
+        let mut local = cfg.clone();
+        local["status_socket"] = json!(dir.path().join("s.sock"));
+        local["output_dir"] = json!(dir.path().join("out"));
+        let path = dir.path().join("c.json");
+        fs::write(&path, serde_json::to_vec(&local).unwrap()).unwrap();
+        let out = Command::new(bin())
+            .arg("--config")
+            .arg(&path)
+            .arg("--status")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{n}: the config is accepted: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
