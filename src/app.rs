@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::error::Fatal;
 use crate::journal::gaps;
 use crate::logging;
+use crate::presets;
 use crate::reader::Reader;
 use crate::shutdown::Shutdown;
 use crate::status::{self, StatusServer};
@@ -25,6 +26,9 @@ pub(crate) fn run(args: Args) -> Result<u8, Fatal> {
     }
     if args.json && !args.status {
         return Err(Fatal::Usage("--json goes with --status".into()));
+    }
+    if let Some(Command::Init(i)) = &args.command {
+        return presets::run(i.name.as_deref());
     }
     let cfg = Config::load(Path::new(&args.config))?;
     if let Some(Command::Gaps(g)) = &args.command {

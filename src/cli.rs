@@ -37,6 +37,17 @@ pub(crate) struct Args {
 pub(crate) enum Command {
     /// Gaps: print the time windows that the coverage journal does not cover.
     Gaps(GapsArgs),
+    /// Init: print a venue preset's config, or list the presets.
+    Init(InitArgs),
+}
+
+/// Print the config of a venue preset (`wsrec init okx > config.json`), or list them.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "init")]
+pub(crate) struct InitArgs {
+    /// the preset's name; none lists them
+    #[argh(positional)]
+    pub(crate) name: Option<String>,
 }
 
 /// Print the gaps in the recording over a time range, from coverage.jsonl.

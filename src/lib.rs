@@ -16,6 +16,7 @@ mod error;
 mod journal;
 mod logging;
 mod message;
+mod presets;
 mod ratelimit;
 mod reader;
 mod shutdown;

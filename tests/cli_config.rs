@@ -106,7 +106,22 @@ fn bad_configs_exit_2_with_one_line() {
             Some("on_full"),
             "\"block\" or \"drop\"",
         ),
-        (base(json!({"topic": "a/b"})), Some("topic"), "file name"),
+        // Any topic can name a file now (its name is encoded); a bad pointer cannot.
+        (
+            base(json!({"topics": ["a/b"], "route_by": ["topic"]})),
+            Some("route_by"),
+            "must start with /",
+        ),
+        (
+            base(json!({"heartbeat_replies": [{"reply": "{}"}]})),
+            Some("heartbeat_replies"),
+            "\"has\" or \"equals\"",
+        ),
+        (
+            base(json!({"binary_frames": "brotli"})),
+            Some("binary_frames"),
+            "\"gzip\"",
+        ),
         (
             base(json!({"reconnect_initial_delay": 5, "reconnect_max_delay": 1})),
             Some("reconnect_max_delay"),

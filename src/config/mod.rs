@@ -688,9 +688,14 @@ mod tests {
         assert_eq!(c.topics, ["publicTrade.BTCUSDT"]);
         assert_eq!(c.routing, Routing::Single);
         assert_eq!(c.buffer_size, 10_000);
+        let subs: Vec<String> = c
+            .subscribe_messages
+            .iter()
+            .map(|t| t.render(&mut 0, |_| None))
+            .collect();
         assert_eq!(
-            c.subscribe_messages,
-            vec![r#"{"op":"subscribe","args":["publicTrade.BTCUSDT"]}"#]
+            subs,
+            [r#"{"op":"subscribe","args":["publicTrade.BTCUSDT"]}"#]
         );
         assert_eq!(c.ws_url.port, 443);
         assert_eq!(
