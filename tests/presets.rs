@@ -575,6 +575,8 @@ fn preset_deribit() {
             let tests = r.iter().filter(|t| t.contains("public/test")).count();
             assert!(tests >= 2, "{tests} test_requests answered");
         },
+        // 3 s to answer a test_request: above the 1 s the recorder promises.
+        scale: 0.1,
         ..Case::new("deribit", 30.0)
     });
 }
@@ -594,6 +596,9 @@ fn preset_htx() {
                 .count();
             assert!(pongs >= 5, "{pongs} pongs to the gzipped pings");
         },
+        // Pings every 1 s, about 2 s to answer one: above the 1 s the recorder
+        // promises for a heartbeat reply.
+        scale: 0.2,
         ..Case::new("htx", 10.0)
     });
 }
@@ -801,6 +806,7 @@ fn presets_are_documented_configs() {
         let mut local = cfg.clone();
         local["status_socket"] = json!(dir.path().join("s.sock"));
         local["output_dir"] = json!(dir.path().join("out"));
+        local["log_file"] = json!(dir.path().join("log"));
         let path = dir.path().join("c.json");
         fs::write(&path, serde_json::to_vec(&local).unwrap()).unwrap();
         let out = Command::new(bin())

@@ -110,15 +110,23 @@ def subscribes(cfg):
     return [t]
 
 
+def scalar(doc, p):
+    """Like wsrec's one-pass check: a pointer finds a scalar only."""
+    v = pointer(doc, p)
+    if isinstance(v, (dict, list)):
+        raise KeyError(p)
+    return v
+
+
 def matches(rule, doc):
     for p in rule.get("has", []):
         try:
-            pointer(doc, p)
+            scalar(doc, p)
         except KeyError:
             return False
     for p, want in rule.get("equals", {}).items():
         try:
-            if compact(pointer(doc, p)) != compact(want):
+            if compact(scalar(doc, p)) != compact(want):
                 return False
         except KeyError:
             return False
