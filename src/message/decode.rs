@@ -75,7 +75,17 @@ impl Decoder {
                     Err(_) => Err(Undecodable::Binary),
                 };
             }
-            Binary::Gzip => self.inflate(GzDecoder::new(frame)),
+            Binary::Gzip => {
+                // The trailer says how big the text is (mod 4 GiB): a bomb that says
+                // so honestly is refused before any inflating. One that lies still
+                // stops at the limit.
+                if let [.., a, b, c, d] = frame {
+                    if u32::from_le_bytes([*a, *b, *c, *d]) as usize > self.limit {
+                        return Err(Undecodable::TooLarge);
+                    }
+                }
+                self.inflate(GzDecoder::new(frame))
+            }
             Binary::Zlib => self.inflate(ZlibDecoder::new(frame)),
             Binary::Deflate => self.inflate(DeflateDecoder::new(frame)),
         };
@@ -176,6 +186,11 @@ mod tests {
         assert!(bomb.len() < 1 << 20);
         let mut d = Decoder::new(Binary::Auto, 1 << 20);
         assert_eq!(d.decode(&bomb), Err(Undecodable::TooLarge));
+        // One whose trailer lies about its size is stopped at the limit.
+        let mut liar = bomb.clone();
+        let n = liar.len();
+        liar[n - 4..].copy_from_slice(&100u32.to_le_bytes());
+        assert_eq!(d.decode(&liar), Err(Undecodable::TooLarge));
         assert!(d.buf.capacity() <= 2 << 20);
     }
 }

@@ -24,6 +24,10 @@ use hourfile::HourFile;
 
 /// The file of messages that name no configured topic.
 const CONTROL: &str = "_control";
+/// Files open at once. Every configured topic has a file; past this many, the least
+/// recently written is closed (fsynced) and opened again when its next line comes, so
+/// that thousands of topics stay within a service's file limit (1024 in deploy/).
+const MAX_OPEN_FILES: usize = 256;
 /// After this long of failing writes during shutdown, the writer gives up.
 const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(2);
 /// Longest pause between retries of a failing write.
@@ -249,8 +253,21 @@ impl<'a> Writer<'a> {
 
     fn try_append(&mut self, dest: Dest, bytes: &[u8]) -> io::Result<()> {
         let idx = match self.files.iter().position(|(d, _)| *d == dest) {
-            Some(i) => i,
+            // Most recently used last, so that the least recently used goes first.
+            Some(i) if i + 1 == self.files.len() => i,
+            Some(i) => {
+                let f = self.files.remove(i);
+                self.files.push(f);
+                self.files.len() - 1
+            }
             None => {
+                if self.files.len() >= MAX_OPEN_FILES {
+                    let (_, f) = self.files.remove(0);
+                    let path = f.path().display().to_string();
+                    if let Err(e) = f.close() {
+                        log::error!("fsync {path}: {e}");
+                    }
+                }
                 let prefix = match dest {
                     Dest::Topic(i) => &self.names[i as usize],
                     Dest::Control => &self.names[self.names.len() - 1],
