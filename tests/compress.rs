@@ -225,6 +225,11 @@ fn side_by_side_with_a_running_recorder_nothing_is_lost() {
         ],
     );
     let dir = s.out.to_str().unwrap().to_string();
+    // The script needs output_dir, which the recorder creates as it starts (later
+    // under emulation or on a slow board): wait for its first hour file.
+    wait_until(Duration::from_secs(15), "the first hour file", || {
+        !s.files("t").is_empty()
+    });
     let mut compressed_runs = 0;
     while next.load(SeqCst) < 3000 {
         let out = run(&["--period", "2", "--grace", "1", &dir], &[]);

@@ -815,27 +815,65 @@ mod tls {
         assert_eq!(s.seqs(), (0..100).collect::<Vec<_>>());
     }
 
-    /// The system trust store: the test CA is put in /etc/ssl/certs for the recorder
-    /// alone, with a private mount namespace (root only), and SSL_CERT_FILE is unset.
+    /// SSL_CERT_DIR: a directory of certificates named by subject hash (`c_rehash`
+    /// style, as /etc/ssl/certs is on Debian), and no SSL_CERT_FILE.
+    #[test]
+    fn wss_with_ssl_cert_dir_records() {
+        let (server, ca_pem, _) = server(feed_tls(100));
+        let url = format!("wss://127.0.0.1:{}/", server.addr.port());
+        let s = Setup::new("wss-dir", &url, json!({}));
+        let dir = s.dir.path().join("certs");
+        fs::create_dir_all(&dir).unwrap();
+        let hash = X509::from_pem(&ca_pem).unwrap().subject_name_hash();
+        fs::write(dir.join(format!("{hash:08x}.0")), &ca_pem).unwrap();
+        let mut rec = s.start_with(&["--config"], &[("SSL_CERT_DIR", dir.to_str().unwrap())]);
+        wait_until(Duration::from_secs(15), "100 lines over TLS", || {
+            s.seqs().len() == 100
+        });
+        rec.term();
+        assert_eq!(
+            rec.wait_exit(Duration::from_secs(3)).unwrap().code(),
+            Some(0)
+        );
+        assert_eq!(s.seqs(), (0..100).collect::<Vec<_>>());
+    }
+
+    /// The system trust store as Debian and Raspberry Pi OS lay it out: the test CA is
+    /// /etc/ssl/certs/ca-certificates.crt for the recorder alone.
     #[test]
     fn wss_with_the_system_trust_store_records() {
-        if unsafe { libc::geteuid() } != 0 || !Path::new("/etc/ssl/certs").is_dir() {
-            println!("skipped: needs root and /etc/ssl/certs to bind-mount a test trust store");
+        system_trust_store_records("/etc/ssl/certs", "ca-certificates.crt");
+    }
+
+    /// The system trust store as Alpine lays it out: /etc/ssl/cert.pem, and no
+    /// /etc/ssl/certs at all.
+    #[test]
+    fn wss_with_the_alpine_trust_store_records() {
+        system_trust_store_records("/etc/ssl", "cert.pem");
+    }
+
+    /// Records over TLS with the test CA as `file` in a directory bind-mounted over
+    /// `mount_point` in a private mount namespace (root only), SSL_CERT_FILE and
+    /// SSL_CERT_DIR unset: the recorder must find it where the distribution keeps it.
+    fn system_trust_store_records(mount_point: &str, file: &str) {
+        if unsafe { libc::geteuid() } != 0 || !Path::new(mount_point).is_dir() {
+            println!("skipped: needs root and {mount_point} to bind-mount a test trust store");
             return;
         }
         let (server, ca_pem, _) = server(feed_tls(50));
         let url = format!("wss://127.0.0.1:{}/", server.addr.port());
         let s = Setup::new("wss-sys", &url, json!({}));
-        let store = s.dir.path().join("certs");
+        let store = s.dir.path().join("store");
         fs::create_dir_all(&store).unwrap();
-        fs::write(store.join("ca-certificates.crt"), &ca_pem).unwrap();
+        fs::write(store.join(file), &ca_pem).unwrap();
         let stderr = s.dir.path().join("stderr.sys");
         let child = Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(r#"mount --bind "$0" /etc/ssl/certs && exec "$1" --config "$2""#)
+            .arg(r#"mount --bind "$0" "$3" && exec "$1" --config "$2""#)
             .arg(&store)
             .arg(bin())
             .arg(&s.config)
+            .arg(mount_point)
             .env_remove("SSL_CERT_FILE")
             .env_remove("SSL_CERT_DIR")
             .current_dir(s.dir.path())
@@ -870,7 +908,7 @@ mod tls {
         }
         assert!(
             ok,
-            "50 lines over TLS with the system store: {}",
+            "50 lines over TLS with the CA as {mount_point}/{file}: {}",
             s.log_text()
         );
         rec.term();

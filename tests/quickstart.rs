@@ -4,7 +4,7 @@
 mod common;
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -19,18 +19,35 @@ impl Drop for Kill {
     }
 }
 
+/// The example feed, from cargo's own build of this package (next to the `wsrec` that
+/// cargo built for these tests), never next to `bin()`: `WSREC_BIN` may be a static or
+/// cross-built binary, or a qemu wrapper, anywhere.
+fn feed_binary() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_wsrec")).parent().unwrap();
+    let feed = dir.join("examples/feed");
+    if !feed.exists() {
+        // `cargo test` builds the examples; a filtered run (`--test quickstart`) does not.
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--example", "feed"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.ends_with("release") {
+            cargo.arg("--release");
+        }
+        let st = cargo.status().unwrap();
+        assert!(st.success(), "cargo build --example feed failed: {st}");
+    }
+    assert!(
+        feed.exists(),
+        "{} is missing after the build",
+        feed.display()
+    );
+    feed
+}
+
 #[test]
 fn quick_start_records_from_the_example_feed() {
-    // `cargo test` builds the examples next to the binary; a filtered run may not.
-    let feed = PathBuf::from(bin()).parent().unwrap().join("examples/feed");
-    if !feed.exists() {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "--example", "feed"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(st.success(), "cargo build --example feed");
-    }
+    let feed = feed_binary();
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
