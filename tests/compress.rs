@@ -278,3 +278,28 @@ fn side_by_side_with_a_running_recorder_nothing_is_lost() {
     }
     assert_eq!(seqs(&lines), (0..3000).collect::<Vec<_>>());
 }
+
+/// Topics with characters that wsrec encodes in file names (`%XX`, as for Kraken's
+/// `trade.BTC/USD` and KuCoin's `/market/match:BTC-USDT`) are compressed like any other.
+#[test]
+fn encoded_file_names_are_compressed_too() {
+    let d = TempDir::new("cz-enc");
+    let old = now() / 3600 * 3600 - 7200;
+    let (kraken, tk) = hour(d.path(), "trade.BTC%2FUSD", old, 20);
+    let (kucoin, tu) = hour(d.path(), "%2Fmarket%2Fmatch%3ABTC-USDT", old, 20);
+    let out = run(&[d.path().to_str().unwrap()], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(gunzip(&kraken.with_extension("jsonl.gz")), tk);
+    assert_eq!(gunzip(&kucoin.with_extension("jsonl.gz")), tu);
+    assert_eq!(
+        names(d.path()),
+        [
+            format!("%2Fmarket%2Fmatch%3ABTC-USDT_{old}.jsonl.gz"),
+            format!("trade.BTC%2FUSD_{old}.jsonl.gz"),
+        ]
+    );
+}

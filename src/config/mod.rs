@@ -424,11 +424,31 @@ impl Config {
             0..=100_000,
             "with `{topics}`: at most this many topics per subscribe message; `0` = all in one",
         )? as usize;
-        let subscribe = f.string(
+        // One template, or several (Deribit: subscribe, then set_heartbeat), each
+        // expanded for the topics in turn.
+        let subscribe: Vec<String> = match f.take(
             "subscribe_message",
-            r#"{"op":"subscribe","args":["{topic}"]}"#,
-            "sent after every connect; `{topic}` is replaced by the topic, `{topics}` by all topics",
-        )?;
+            "sent after every connect (a string, or an array of them sent in order); `{topic}` is replaced by the topic, `{topics}` by all topics",
+        ) {
+            None => vec![r#"{"op":"subscribe","args":["{topic}"]}"#.to_string()],
+            Some(Value::String(s)) => vec![s],
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    v => Err(f.err(
+                        "subscribe_message",
+                        format!("expected strings, found {}", kind(&v)),
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(v) => {
+                return Err(f.err(
+                    "subscribe_message",
+                    format!("expected a string or an array of strings, got {}", kind(&v)),
+                ));
+            }
+        };
         let parts = match &routing {
             Routing::ByKey {
                 route_by,
@@ -436,8 +456,9 @@ impl Config {
             } => Some((separator.as_str(), route_by.len())),
             Routing::Single => None,
         };
-        let subscribe_messages = subscribe::expand(&subscribe, &topics, per_message, parts)
-            .into_iter()
+        let subscribe_messages = subscribe
+            .iter()
+            .flat_map(|t| subscribe::expand(t, &topics, per_message, parts))
             .map(|m| Template::parse(&m, false))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| f.err("subscribe_message", e))?;
