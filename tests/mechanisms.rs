@@ -303,3 +303,28 @@ fn open_files_stay_bounded_with_many_topics() {
         Some(0)
     );
 }
+
+/// Coinbase's level2 snapshot is bigger than the old 16 MiB limit: with the default
+/// (64 MiB) an 18 MiB message is recorded, verbatim, on one connection.
+#[test]
+fn an_18_mib_snapshot_is_recorded_with_the_default_limit() {
+    let big = format!(
+        r#"{{"topic":"t","type":"snapshot","seq":0,"bids":[{}]}}"#,
+        vec![r#"["67012.12","0.5"]"#; 18 << 20 >> 4].join(",")
+    );
+    assert!(big.len() > 18 << 20);
+    let sent = big.clone();
+    let server = Server::start(move |_, stream| {
+        let (mut ws, _) = accept_subscribed(stream);
+        ws.send(Message::text(sent.clone())).unwrap();
+        send_range(&mut ws, 1..3);
+        hold(ws);
+    });
+    let s = Setup::new("snapshot", &server.url(), json!({}));
+    let mut rec = s.start();
+    wait_until(Duration::from_secs(30), "3 lines", || s.seqs().len() == 3);
+    assert_eq!(s.lines("t")[0], big);
+    assert_eq!(server.connections(), 1);
+    rec.term();
+    rec.wait_exit(Duration::from_secs(5)).unwrap();
+}
