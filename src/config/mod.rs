@@ -240,18 +240,9 @@ impl Config {
                 return Err(f.err("topics", "give either \"topic\" or \"topics\", not both"));
             }
             (None, Some(Value::Array(items))) => {
-                let mut topics = Vec::with_capacity(items.len());
-                for item in items {
-                    match item {
-                        Value::String(s) => topics.push(s),
-                        v => {
-                            return Err(f.err(
-                                "topics",
-                                format!("expected an array of strings, found {}", kind(&v)),
-                            ));
-                        }
-                    }
-                }
+                let topics = strings(items).map_err(|k| {
+                    f.err("topics", format!("expected an array of strings, found {k}"))
+                })?;
                 if topics.is_empty() {
                     return Err(f.err("topics", "must name at least one topic"));
                 }
@@ -292,16 +283,13 @@ impl Config {
                     "with `topics`: JSON pointers to the values that name a message's topic, joined by `route_separator`",
                 ) {
                     None => vec!["/topic".to_string()],
-                    Some(Value::Array(items)) if !items.is_empty() => items
-                        .into_iter()
-                        .map(|v| match v {
-                            Value::String(s) => Ok(s),
-                            v => Err(f.err(
+                    Some(Value::Array(items)) if !items.is_empty() => strings(items)
+                        .map_err(|k| {
+                            f.err(
                                 "route_by",
-                                format!("expected an array of JSON pointers, found {}", kind(&v)),
-                            )),
-                        })
-                        .collect::<Result<Vec<_>, _>>()?,
+                                format!("expected an array of JSON pointers, found {k}"),
+                            )
+                        })?,
                     Some(v) => {
                         return Err(f.err(
                             "route_by",
@@ -432,16 +420,9 @@ impl Config {
         ) {
             None => vec![r#"{"op":"subscribe","args":["{topic}"]}"#.to_string()],
             Some(Value::String(s)) => vec![s],
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .map(|v| match v {
-                    Value::String(s) => Ok(s),
-                    v => Err(f.err(
-                        "subscribe_message",
-                        format!("expected strings, found {}", kind(&v)),
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
+            Some(Value::Array(items)) => strings(items).map_err(|k| {
+                f.err("subscribe_message", format!("expected strings, found {k}"))
+            })?,
             Some(v) => {
                 return Err(f.err(
                     "subscribe_message",
@@ -606,6 +587,17 @@ impl Config {
     }
 }
 
+/// The strings of a JSON array, or the kind of the first item that is not one.
+fn strings(items: Vec<Value>) -> Result<Vec<String>, &'static str> {
+    items
+        .into_iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(s),
+            v => Err(kind(&v)),
+        })
+        .collect()
+}
+
 /// Parses `heartbeat_replies`.
 fn heartbeat_rules(v: Value) -> Result<Vec<RuleSpec>, String> {
     let Value::Array(items) = v else {
@@ -619,16 +611,8 @@ fn heartbeat_rules(v: Value) -> Result<Vec<RuleSpec>, String> {
         };
         let has = match rule.remove("has") {
             None => Vec::new(),
-            Some(Value::Array(a)) => a
-                .into_iter()
-                .map(|p| match p {
-                    Value::String(s) => Ok(s),
-                    p => Err(format!(
-                        "rule {n}: \"has\": expected pointers, found {}",
-                        kind(&p)
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
+            Some(Value::Array(a)) => strings(a)
+                .map_err(|k| format!("rule {n}: \"has\": expected pointers, found {k}"))?,
             Some(v) => {
                 return Err(format!(
                     "rule {n}: \"has\": expected an array, got {}",
