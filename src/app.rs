@@ -16,7 +16,7 @@ use crate::logging;
 use crate::presets;
 use crate::reader::Reader;
 use crate::shutdown::Shutdown;
-use crate::status::{self, Count, StatusServer, Stats};
+use crate::status::{self, Count, Stats, StatusServer};
 use crate::writer::{self, Writer};
 
 /// Exit code of a recording that ended with lines the disk did not take before the

@@ -202,7 +202,10 @@ mod tests {
         let copied = f.copy_unchecked_tail(&mut g).unwrap();
         assert_eq!(copied, 2 + long.len() as u64);
         g.close().unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), [b"2\n", long.as_bytes()].concat());
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            [b"2\n", long.as_bytes()].concat()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -228,7 +228,9 @@ impl<'a> Writer<'a> {
             };
             let saved = match state {
                 PathState::Deleted => match self.files[i].1.copy_unchecked_tail(&mut fresh) {
-                    Ok(n) => format!("; the {n} bytes written since the last check were copied into it"),
+                    Ok(n) => {
+                        format!("; the {n} bytes written since the last check were copied into it")
+                    }
                     Err(e) => format!("; the lines written since the last check are lost: {e}"),
                 },
                 _ => String::new(),
