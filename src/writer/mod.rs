@@ -276,12 +276,24 @@ impl<'a> Writer<'a> {
         let wanted = batch_period.max(self.floor);
         if wanted > batch_period && self.warned_behind != Some(batch_period) {
             self.warned_behind = Some(batch_period);
+            let newest = self.floor_newest();
+            let what = if newest > batch_period {
+                format!(
+                    "the clock ({}) is behind the newest hour file in {} ({})",
+                    utc(clock::now().as_secs()),
+                    self.cfg.output_dir.display(),
+                    utc(newest)
+                )
+            } else {
+                format!(
+                    "the clock's hour ({}) is already compressed in {}",
+                    utc(batch_period),
+                    self.cfg.output_dir.display()
+                )
+            };
             log::warn!(
-                "the clock ({}) is behind the newest hour file in {} ({}): is the time synchronised yet? Writing to the {} hour until the clock reaches it",
-                utc(clock::now().as_secs()),
-                self.cfg.output_dir.display(),
-                utc(self.floor_newest()),
-                utc(wanted),
+                "{what}: is the time synchronised yet? Writing to the {} hour until the clock reaches it",
+                utc(wanted)
             );
         }
         match (self.period, self.last_closed) {
