@@ -1383,5 +1383,9 @@ fn clock_behind_the_files_never_writes_to_a_closed_hour() {
         vec![s.out.join(format!("t_{}.jsonl", hour + 3600))]
     );
     assert_eq!(s.seqs(), (0..100).collect::<Vec<_>>());
-    assert!(s.log_text().contains("already compressed"), "{}", s.log_text());
+    assert!(
+        s.log_text().contains("already compressed"),
+        "{}",
+        s.log_text()
+    );
 }
