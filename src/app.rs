@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::batch;
 use crate::cli::{Args, Command};
@@ -15,8 +16,17 @@ use crate::logging;
 use crate::presets;
 use crate::reader::Reader;
 use crate::shutdown::Shutdown;
-use crate::status::{self, StatusServer};
+use crate::status::{self, Count, Stats, StatusServer};
 use crate::writer::{self, Writer};
+
+/// Exit code of a recording that ended with lines the disk did not take before the
+/// shutdown's deadline (the log says how many).
+const EXIT_LOST_AT_SHUTDOWN: u8 = 4;
+/// How long past the shutdown's deadline the reader and writer may take to finish (the
+/// close handshake, the files' fsync) before the process exits without them: a write
+/// or fsync stuck in the kernel (a dead NFS server, a failing SD card) must not hold
+/// the exit. Deadline (2 s) + this = the 3 s promise.
+const FINISH_GRACE: Duration = Duration::from_millis(900);
 
 /// Runs what the flags ask for; returns the exit code.
 pub(crate) fn run(args: Args) -> Result<u8, Fatal> {
@@ -59,12 +69,18 @@ fn spawn<'scope, 'env>(
 /// Records until SIGINT/SIGTERM.
 fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
     logging::init(&cfg, debug)?;
+    let shutdown = Arc::new(
+        Shutdown::new()
+            .map_err(|e| Fatal::Other(format!("cannot create the shutdown wake: {e}")))?,
+    );
     // A panic aborts the process (panic = "abort"): put it in the log first, where the
-    // operator looks, not only on stderr.
+    // operator looks, not only on stderr. Builds that unwind (tests) stop the others.
     let default_hook = std::panic::take_hook();
+    let on_panic = shutdown.clone();
     std::panic::set_hook(Box::new(move |info| {
         let thread = thread::current();
         log::error!("thread {} panicked: {info}", thread.name().unwrap_or("?"));
+        on_panic.trigger();
         default_hook(info);
     }));
     writer::prepare_output_dir(&cfg)?;
@@ -80,10 +96,6 @@ fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
         cfg.topics.join(", ")
     );
 
-    let shutdown = Arc::new(
-        Shutdown::new()
-            .map_err(|e| Fatal::Other(format!("cannot create the shutdown wake: {e}")))?,
-    );
     {
         let shutdown = shutdown.clone();
         ctrlc::set_handler(move || {
@@ -114,6 +126,14 @@ fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
         // and closes the files; then the status thread goes, and its socket with it.
         let started = match reader {
             Ok((writer, reader)) => {
+                shutdown.wait();
+                let hard = shutdown.deadline().unwrap_or_else(Instant::now) + FINISH_GRACE;
+                while !(reader.is_finished() && writer.is_finished()) {
+                    if Instant::now() >= hard {
+                        abandon(stats);
+                    }
+                    thread::sleep(Duration::from_millis(10));
+                }
                 // Only in builds that unwind (tests); release builds abort in the hook.
                 let panicked = [("reader", reader.join()), ("writer", writer.join())]
                     .into_iter()
@@ -138,6 +158,44 @@ fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
         started
     })?;
     drop(server);
+    let code = report_lost(stats);
     log::info!("stopped: {}", stats.snapshot().line());
-    Ok(0)
+    Ok(code)
+}
+
+/// Logs, once, the lines given up at shutdown; the exit code that goes with them.
+fn report_lost(stats: &Stats) -> u8 {
+    let lines = stats.get(Count::LostAtShutdownLines);
+    if lines == 0 {
+        return 0;
+    }
+    log::error!(
+        "shutdown: {lines} lines ({} bytes) could not be written: the disk did not take them before the shutdown deadline; exit code {EXIT_LOST_AT_SHUTDOWN}",
+        stats.get(Count::LostAtShutdownBytes)
+    );
+    EXIT_LOST_AT_SHUTDOWN
+}
+
+/// Ends the process when the reader or writer is stuck past the shutdown's deadline
+/// (in a write or fsync the kernel does not finish): what was written stays in the
+/// page cache; the lines not yet written are counted as lost. The status socket file
+/// stays behind; the next start replaces it.
+fn abandon(stats: &Stats) -> ! {
+    let handled = [
+        Count::LinesWritten,
+        Count::Dropped,
+        Count::LostAtShutdownLines,
+    ]
+    .map(|c| stats.get(c))
+    .iter()
+    .sum::<u64>();
+    let unwritten = stats.get(Count::Messages).saturating_sub(handled);
+    stats.add(Count::LostAtShutdownLines, unwritten);
+    log::error!(
+        "shutdown: the writer (or reader) is still busy {:.1}s past the deadline, stuck in a write or fsync; exiting without it",
+        FINISH_GRACE.as_secs_f64()
+    );
+    let code = report_lost(stats);
+    log::info!("stopped: {}", stats.snapshot().line());
+    std::process::exit(code.into())
 }

@@ -5,18 +5,30 @@
 //! back-off sleep), and a socket that wakes the status thread's `poll` without
 //! depending on the status socket's path still existing. The status thread is released
 //! last, after the writer has closed the files, so `--status` answers until then.
+//!
+//! A shutdown has one deadline, [`SHUTDOWN_BUDGET`] after it was triggered, shared by
+//! the reader and the writer: whatever the disk does, neither waits for it past that
+//! moment, so the process ends within 3 s of the signal (lines not written by then are
+//! counted and reported, not waited for batch by batch).
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+/// How long after the trigger the reader and writer may still wait for the writer and
+/// the disk. The reader's close handshake (300 ms) and the files' fsync come on top;
+/// 2 s leaves most of a second of the 3 s promise for them on a slow machine.
+pub(crate) const SHUTDOWN_BUDGET: Duration = Duration::from_secs(2);
 
 /// Set once, by a signal (or a fatal error); read by every thread.
 pub(crate) struct Shutdown {
     flag: AtomicBool,
+    /// When waiting for the disk stops: set by the first trigger.
+    deadline: OnceLock<Instant>,
     /// Dropped on shutdown: every `recv` on [`Shutdown::waker`] returns at once.
     tx: Mutex<Option<Sender<()>>>,
     rx: Receiver<()>,
@@ -32,6 +44,7 @@ impl Shutdown {
         let (wake_tx, wake_rx) = UnixStream::pair()?;
         Ok(Shutdown {
             flag: AtomicBool::new(false),
+            deadline: OnceLock::new(),
             tx: Mutex::new(Some(tx)),
             rx,
             wake_tx: Mutex::new(Some(wake_tx)),
@@ -41,6 +54,7 @@ impl Shutdown {
 
     /// Requests the shutdown and wakes every waiter; true the first time.
     pub(crate) fn trigger(&self) -> bool {
+        let _ = self.deadline.set(Instant::now() + SHUTDOWN_BUDGET);
         let first = !self.flag.swap(true, Relaxed);
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
@@ -62,6 +76,21 @@ impl Shutdown {
     #[inline]
     pub(crate) fn requested(&self) -> bool {
         self.flag.load(Relaxed)
+    }
+
+    /// The moment the shutdown stops waiting for the disk (none before a trigger).
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline.get().copied()
+    }
+
+    /// Whether a shutdown was requested and its deadline has passed.
+    pub(crate) fn past_deadline(&self) -> bool {
+        self.deadline().is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Blocks until a shutdown is requested.
+    pub(crate) fn wait(&self) {
+        while self.sleep(Duration::from_secs(3600)) {}
     }
 
     /// Sleeps for `d` unless a shutdown comes first; true if the whole sleep passed.
@@ -96,6 +125,9 @@ mod tests {
         });
         assert!(!s.trigger());
         assert!(s.requested());
+        let d = s.deadline().expect("a deadline once triggered");
+        assert!(d <= Instant::now() + SHUTDOWN_BUDGET);
+        s.wait();
         s.release_status();
         let mut b = [0u8; 1];
         use std::io::Read;

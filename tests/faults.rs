@@ -948,3 +948,444 @@ mod tls {
         assert!(s.lines("t").is_empty(), "nothing recorded");
     }
 }
+
+/// The files of topic `t` under `dir` plus `extra` files, their seqs in order of
+/// the files given (each file's lines whole).
+fn seqs_of(files: &[std::path::PathBuf]) -> Vec<u64> {
+    let mut all = Vec::new();
+    for f in files {
+        let text = fs::read_to_string(f).unwrap();
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{} ends in a partial line",
+            f.display()
+        );
+        all.extend(seqs(&text.lines().map(str::to_string).collect::<Vec<_>>()));
+    }
+    all
+}
+
+/// Waits until the wall clock is at least `margin` seconds into a period of `period`
+/// seconds and at least `margin` seconds before its end.
+fn mid_period(period: u64, margin: f64) {
+    wait_until(
+        Duration::from_secs(period + 5),
+        "the middle of a period",
+        || {
+            let into = unix_now() % period as f64;
+            into >= margin && into <= period as f64 - margin
+        },
+    );
+}
+
+#[test]
+fn output_dir_deleted_is_created_again_and_recording_goes_on() {
+    const PERIOD: u64 = 10;
+    let next = Arc::new(AtomicU64::new(0));
+    let server = paced_server(2000, next.clone());
+    let s = Setup::new("rmdir", &server.url(), json!({}));
+    let mut rec = s.start_with(&["--config"], &[("WSREC_PERIOD_SECS", "10")]);
+    wait_until(Duration::from_secs(10), "recording", || {
+        s.status_json()
+            .is_some_and(|v| v["lines_written"].as_u64().unwrap() > 1000)
+    });
+    // Not at a rotation: the open file is what the check must notice.
+    mid_period(PERIOD, 3.0);
+    let sent_before = next.load(SeqCst);
+    let deleted_in = (unix_now() as u64) / PERIOD * PERIOD;
+    fs::remove_dir_all(&s.out).unwrap();
+    let t = Instant::now();
+    wait_until(Duration::from_secs(5), "a new file at the path", || {
+        s.files("t")
+            .iter()
+            .any(|f| fs::metadata(f).is_ok_and(|m| m.len() > 0))
+    });
+    let noticed = t.elapsed();
+    println!("deleted output_dir noticed and recreated after {noticed:?}");
+    // Today's failure was no file at all 20 s later: rotation must go on.
+    wait_until(
+        Duration::from_secs(30),
+        "files of two later periods",
+        || {
+            s.files("t")
+                .iter()
+                .any(|f| period_of(f) >= deleted_in + 2 * PERIOD)
+        },
+    );
+    let st = s.wait_status();
+    assert_eq!(st["output_reopened"], 1, "{st}");
+    rec.term();
+    assert_eq!(
+        rec.wait_exit(Duration::from_secs(3)).unwrap().code(),
+        Some(0)
+    );
+    let seqs = assert_whole_and_increasing(&s);
+    let (first, last) = (seqs[0], *seqs.last().unwrap());
+    assert_eq!(
+        seqs,
+        (first..=last).collect::<Vec<_>>(),
+        "nothing lost after the deletion"
+    );
+    assert!(
+        first <= sent_before,
+        "the lines written to the deleted file after the last check were saved: first {first}, sent before the deletion {sent_before}"
+    );
+    let log = s.log_text();
+    assert_eq!(log.matches("was deleted").count(), 1, "logged once: {log}");
+    assert!(log.contains("created it again"), "{log}");
+}
+
+#[test]
+fn current_file_moved_away_goes_on_in_a_new_file_without_loss_or_duplicate() {
+    const PERIOD: u64 = 30;
+    let next = Arc::new(AtomicU64::new(0));
+    let server = paced_server(2000, next.clone());
+    let s = Setup::new("mvfile", &server.url(), json!({}));
+    let mut rec = s.start_with(&["--config"], &[("WSREC_PERIOD_SECS", "30")]);
+    mid_period(PERIOD, 8.0);
+    wait_until(Duration::from_secs(10), "recording", || {
+        s.status_json()
+            .is_some_and(|v| v["lines_written"].as_u64().unwrap() > 1000)
+    });
+    let current = s.files("t").pop().unwrap();
+    let moved = s.dir.path().join("moved.jsonl");
+    fs::rename(&current, &moved).unwrap();
+    let t = Instant::now();
+    wait_until(Duration::from_secs(5), "a new file at the path", || {
+        fs::metadata(&current).is_ok_and(|m| m.len() > 0)
+    });
+    println!("moved file noticed after {:?}", t.elapsed());
+    let at = next.load(SeqCst);
+    wait_until(Duration::from_secs(10), "more lines", || {
+        next.load(SeqCst) > at + 2000
+    });
+    let st = s.wait_status();
+    assert_eq!(st["output_reopened"], 1, "{st}");
+    rec.term();
+    assert_eq!(
+        rec.wait_exit(Duration::from_secs(3)).unwrap().code(),
+        Some(0)
+    );
+    let in_moved = seqs_of(&[moved]);
+    assert!(in_moved.len() > 1000, "the moved file keeps its lines");
+    let mut files = s.files("t");
+    files.retain(|f| period_of(f) >= period_of(&current));
+    let after = seqs_of(&files);
+    let mut all = seqs_of(
+        &s.files("t")
+            .into_iter()
+            .filter(|f| period_of(f) < period_of(&current))
+            .collect::<Vec<_>>(),
+    );
+    all.extend(&in_moved);
+    all.extend(&after);
+    assert_eq!(
+        all,
+        (0..all.len() as u64).collect::<Vec<_>>(),
+        "every line once, in order, across the moved file and the new one"
+    );
+    assert_eq!(after[0], in_moved.last().unwrap() + 1);
+    let log = s.log_text();
+    assert_eq!(log.matches("moved away").count(), 1, "logged once: {log}");
+}
+
+#[test]
+fn sigterm_with_the_disk_full_exits_within_3s_reporting_the_loss() {
+    let n = 50_000;
+    let server = Server::start(move |_, stream| {
+        let (mut ws, _) = accept_subscribed(stream);
+        thread::spawn(move || {
+            for i in 0..n {
+                if ws.send(Message::text(msg(i))).is_err() {
+                    return;
+                }
+            }
+            hold(ws);
+        });
+    });
+    let s = Setup::new(
+        "fullterm",
+        &server.url(),
+        json!({"on_full": "block", "buffer_size": 1000}),
+    );
+    let _mnt = match Tmpfs::mount(&s.out, "2m") {
+        Ok(m) => m,
+        Err(why) => {
+            println!("skipped: needs a tmpfs: {why}");
+            return;
+        }
+    };
+    let mut b = fs::File::create(s.out.join("ballast")).unwrap();
+    let _ = b.write_all(&vec![0u8; (2 << 20) - (256 << 10)]);
+    drop(b);
+    let mut rec = s.start();
+    wait_until(
+        Duration::from_secs(15),
+        "the disk full and the channel too",
+        || s.log_text().contains("No space left") && s.log_text().contains("pausing reads"),
+    );
+    let t = Instant::now();
+    rec.term();
+    let st = rec
+        .wait_exit(Duration::from_secs(5))
+        .expect("exits whatever the disk does");
+    let took = t.elapsed();
+    println!("exit {st:?} {took:?} after SIGTERM with the disk full");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(st.code(), Some(4), "lines were lost: exit code 4");
+    let log = s.log_text();
+    let lost: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("could not be written"))
+        .collect();
+    assert_eq!(lost.len(), 1, "logged once: {log}");
+    let num = |after: &str| -> u64 {
+        let rest = &lost[0][lost[0].find(after).unwrap() + after.len()..];
+        rest.split_whitespace()
+            .next()
+            .unwrap()
+            .trim_matches('(')
+            .parse()
+            .unwrap()
+    };
+    let (lines, bytes) = (num("shutdown: "), num("lines ("));
+    println!("{}", lost[0]);
+    let stopped = log.lines().find(|l| l.contains("stopped: Uptime")).unwrap();
+    let total: u64 = stopped
+        .split("Total Msgs: ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let written = s.seqs(); // every line whole: panics on a torn one
+    assert_eq!(
+        written,
+        (0..written.len() as u64).collect::<Vec<_>>(),
+        "what was written is a prefix"
+    );
+    assert_eq!(written.len() as u64 + lines, total, "{lost:?} {stopped}");
+    assert!(lines > 0 && bytes >= lines * 60, "{lost:?}");
+    assert!(
+        lines <= 3000,
+        "at most the channel and a batch or two: {lost:?}"
+    );
+}
+
+/// VmRSS of `pid` in KiB.
+fn rss_kib(pid: i32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// `wsrec --status` against `s`; (exit code, how long it took).
+fn probe(s: &Setup) -> (Option<i32>, Duration) {
+    let t = Instant::now();
+    let out = Command::new(bin())
+        .args(["--config", s.config.to_str().unwrap(), "--status"])
+        .output()
+        .unwrap();
+    (out.status.code(), t.elapsed())
+}
+
+#[test]
+fn status_answers_within_1s_beside_idle_and_streaming_clients() {
+    use std::os::unix::net::UnixStream;
+    let server = Server::start(|_, stream| {
+        let (mut ws, _) = accept_subscribed(stream);
+        send_range(&mut ws, 0..10);
+        hold(ws);
+    });
+    let s = Setup::new("sockdos", &server.url(), json!({}));
+    let mut rec = s.start();
+    s.wait_status();
+    let rss0 = rss_kib(rec.pid());
+    let stop = Arc::new(AtomicBool::new(false));
+    let streamed = Arc::new(AtomicU64::new(0));
+    let mut threads = Vec::new();
+    // 20 clients that connect and send nothing, connecting again whenever dropped.
+    for _ in 0..20 {
+        let (stop, path) = (stop.clone(), s.socket.clone());
+        threads.push(thread::spawn(move || {
+            while !stop.load(SeqCst) {
+                if let Ok(mut c) = UnixStream::connect(&path) {
+                    let mut buf = [0u8; 512];
+                    let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
+                    while !stop.load(SeqCst)
+                        && matches!(std::io::Read::read(&mut c, &mut buf), Ok(n) if n > 0)
+                    {
+                    }
+                } else {
+                    thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }));
+    }
+    // One that streams megabytes at it.
+    {
+        let (stop, path, streamed) = (stop.clone(), s.socket.clone(), streamed.clone());
+        threads.push(thread::spawn(move || {
+            let chunk = vec![b'x'; 1 << 20];
+            while !stop.load(SeqCst) {
+                if let Ok(mut c) = UnixStream::connect(&path) {
+                    while let Ok(n) = std::io::Write::write(&mut c, &chunk) {
+                        streamed.fetch_add(n as u64, SeqCst);
+                        if stop.load(SeqCst) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    thread::sleep(Duration::from_millis(300));
+    let mut worst = Duration::ZERO;
+    for _ in 0..10 {
+        let (code, took) = probe(&s);
+        assert_eq!(code, Some(0), "--status answers");
+        assert!(took < Duration::from_secs(1), "--status took {took:?}");
+        worst = worst.max(took);
+        thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let rss1 = rss_kib(rec.pid());
+    let mib = streamed.load(SeqCst) >> 20;
+    println!(
+        "slowest --status {worst:?}; {mib} MiB streamed at the socket; RSS {rss0} -> {rss1} KiB"
+    );
+    assert!(
+        mib >= 2,
+        "the streaming client pushed megabytes ({mib} MiB)"
+    );
+    assert!(
+        rss1 < rss0 + 4096,
+        "memory stays bounded: {rss0} -> {rss1} KiB"
+    );
+    rec.term();
+    assert_eq!(
+        rec.wait_exit(Duration::from_secs(3)).unwrap().code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn status_socket_is_0660_and_bound_again_when_removed() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start(|_, stream| {
+        let (ws, _) = accept_subscribed(stream);
+        hold(ws);
+    });
+    let s = Setup::new("sockrm", &server.url(), json!({}));
+    let mut rec = s.start();
+    s.wait_status();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&s.socket), 0o660, "owner and group only");
+    fs::remove_file(&s.socket).unwrap();
+    let t = Instant::now();
+    wait_until(Duration::from_secs(5), "--status answers again", || {
+        probe(&s).0 == Some(3) || probe(&s).0 == Some(0)
+    });
+    println!("status socket bound again after {:?}", t.elapsed());
+    assert_eq!(mode(&s.socket), 0o660);
+    assert!(s.log_text().contains("listening on it again"));
+    let t = Instant::now();
+    rec.term();
+    let st = rec
+        .wait_exit(Duration::from_secs(3))
+        .expect("exit within 3 s after the socket was removed");
+    println!("exit after {:?}", t.elapsed());
+    assert_eq!(st.code(), Some(0));
+    assert!(!s.socket.exists(), "the socket is removed at exit");
+}
+
+/// Starts a recorder on `s` whose server sends 100 messages; waits for them on disk
+/// (in whichever file) and stops it.
+fn record_100(s: &Setup) {
+    let mut rec = s.start();
+    wait_until(Duration::from_secs(10), "100 lines written", || {
+        s.status_json()
+            .is_some_and(|v| v["lines_written"].as_u64().unwrap() >= 100)
+    });
+    rec.term();
+    assert_eq!(
+        rec.wait_exit(Duration::from_secs(3)).unwrap().code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn clock_behind_the_files_never_writes_to_a_closed_hour() {
+    let server = Server::start(|_, stream| {
+        let (mut ws, _) = accept_subscribed(stream);
+        send_range(&mut ws, 0..100);
+        hold(ws);
+    });
+    mid_period(3600, 20.0);
+    let hour = (unix_now() as u64) / 3600 * 3600;
+    let gz = b"\x1f\x8b compressed by cron";
+
+    // A future hour's file exists (the files are ahead of the clock), and the
+    // current hour is already compressed: the lines go to the future hour's file.
+    let s = Setup::new("clock", &server.url(), json!({}));
+    fs::create_dir_all(&s.out).unwrap();
+    let future = s.out.join(format!("t_{}.jsonl", hour + 7200));
+    fs::write(&future, "{\"before\":1}\n").unwrap();
+    let cur_gz = s.out.join(format!("t_{hour}.jsonl.gz"));
+    fs::write(&cur_gz, gz).unwrap();
+    record_100(&s);
+    assert_eq!(
+        fs::read(&cur_gz).unwrap(),
+        gz,
+        "the compressed hour is untouched"
+    );
+    assert_eq!(s.files("t"), vec![future.clone()], "no other hour file");
+    let lines = s.lines("t");
+    assert_eq!(lines[0], "{\"before\":1}");
+    assert_eq!(seqs(&lines), (0..100).collect::<Vec<_>>());
+    let log = s.log_text();
+    let warn = log.lines().find(|l| l.contains("is behind")).expect(&log);
+    let name = |t: u64| {
+        let out = Command::new("date")
+            .args(["-u", "-d", &format!("@{t}"), "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert!(
+        warn.contains(&name(hour + 7200)),
+        "names the files' hour: {warn}"
+    );
+    assert!(
+        warn.contains(&name(hour)[..13]),
+        "names the clock's time: {warn}"
+    );
+
+    // Only the current hour exists, compressed: the next hour's file, never the gz.
+    let s = Setup::new("clock2", &server.url(), json!({}));
+    fs::create_dir_all(&s.out).unwrap();
+    let cur_gz = s.out.join(format!("t_{hour}.jsonl.gz"));
+    fs::write(&cur_gz, gz).unwrap();
+    record_100(&s);
+    assert_eq!(fs::read(&cur_gz).unwrap(), gz);
+    assert_eq!(
+        s.files("t"),
+        vec![s.out.join(format!("t_{}.jsonl", hour + 3600))]
+    );
+    assert_eq!(s.seqs(), (0..100).collect::<Vec<_>>());
+    assert!(
+        s.log_text().contains("already compressed"),
+        "{}",
+        s.log_text()
+    );
+}

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::ops::Range;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{SendTimeoutError, TrySendError};
 
@@ -23,8 +23,6 @@ use crate::status::{Count, Stats};
 
 /// Batches are sent once they reach this many bytes.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
-/// How long a shutdown waits for room in a full channel before it gives up.
-const SHUTDOWN_SEND_GRACE: Duration = Duration::from_millis(2500);
 /// How long one wait for room lasts before the shutdown flag is looked at again.
 const SEND_POLL: Duration = Duration::from_millis(100);
 
@@ -264,36 +262,45 @@ impl<'a> LineSink<'a> {
         self.stats
             .queue_depth
             .fetch_add(lines, std::sync::atomic::Ordering::Relaxed);
+        let bytes = batch.data.len() as u64;
         let lost = |s: &Self| {
             s.stats
                 .queue_depth
                 .fetch_sub(lines, std::sync::atomic::Ordering::Relaxed);
         };
+        // Given up at shutdown: counted, and reported once when the process ends.
+        let given_up = |s: &Self| {
+            lost(s);
+            s.stats.add(Count::LostAtShutdownLines, lines);
+            s.stats.add(Count::LostAtShutdownBytes, bytes);
+        };
         match self.cfg.on_full {
             OnFull::Block => {
                 let mut batch = batch;
-                let mut waited: Option<Instant> = None;
+                let mut waited = false;
                 loop {
-                    match self.side.tx.send_timeout(batch, SEND_POLL) {
-                        Ok(()) if waited.is_some() => return Shipped::Paused,
+                    // During a shutdown, wait for room only until its deadline.
+                    let sent = match self.shutdown.deadline() {
+                        Some(end) => self.side.tx.send_deadline(batch, end),
+                        None => self.side.tx.send_timeout(batch, SEND_POLL),
+                    };
+                    match sent {
+                        Ok(()) if waited => return Shipped::Paused,
                         Ok(()) => return Shipped::Sent,
                         Err(SendTimeoutError::Timeout(b)) => {
                             batch = b;
-                            let since = *waited.get_or_insert_with(Instant::now);
+                            waited = true;
                             self.warn_full.log(
                                 log::Level::Warn,
                                 "channel to the writer is full: pausing reads (on_full = block)",
                             );
-                            if self.shutdown.requested() && since.elapsed() > SHUTDOWN_SEND_GRACE {
-                                log::error!(
-                                    "shutdown: writer did not take {lines} lines; giving up on them"
-                                );
-                                lost(self);
+                            if self.shutdown.past_deadline() {
+                                given_up(self);
                                 return Shipped::Gone;
                             }
                         }
                         Err(SendTimeoutError::Disconnected(_)) => {
-                            lost(self);
+                            given_up(self);
                             return Shipped::Gone;
                         }
                     }

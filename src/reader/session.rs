@@ -346,7 +346,11 @@ impl<'s, 'a> Session<'s, 'a> {
             code: CloseCode::Normal,
             reason: "shutdown".into(),
         }));
-        let deadline = Instant::now() + CLOSE_WAIT;
+        // Not past the shutdown's deadline: lines read after it could not be written.
+        let mut deadline = Instant::now() + CLOSE_WAIT;
+        if let Some(end) = self.shutdown.deadline() {
+            deadline = deadline.min(end);
+        }
         while Instant::now() < deadline {
             match self.ws.read() {
                 Ok(Message::Text(t)) => {

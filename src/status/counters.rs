@@ -41,6 +41,12 @@ pub(crate) enum Count {
     RejectInvalidUtf8,
     /// Frames refused: over `max_message_bytes` (ends the connection).
     RejectTooLarge,
+    /// Output files found deleted or moved away and opened again at their path.
+    OutputReopened,
+    /// Lines given up at shutdown: the disk did not take them before the deadline.
+    LostAtShutdownLines,
+    /// Bytes of those lines.
+    LostAtShutdownBytes,
 }
 
 /// How a counter appears to users.
@@ -72,7 +78,7 @@ const fn def(
 const NOT_WRITTEN: &str = "Frames not written, by reason.";
 
 /// Every counter, in the order of [`Count`].
-pub(crate) const COUNTERS: [CounterDef; 13] = [
+pub(crate) const COUNTERS: [CounterDef; 16] = [
     def(
         "total_messages",
         "wsrec_messages_total",
@@ -151,6 +157,24 @@ pub(crate) const COUNTERS: [CounterDef; 13] = [
         Some("too_large"),
         NOT_WRITTEN,
     ),
+    def(
+        "output_reopened",
+        "wsrec_output_reopened_total",
+        None,
+        "Output files found deleted or moved away and opened again at their path.",
+    ),
+    def(
+        "lost_at_shutdown.lines",
+        "wsrec_lost_at_shutdown_lines_total",
+        None,
+        "Lines not written because the disk did not take them before the shutdown deadline.",
+    ),
+    def(
+        "lost_at_shutdown.bytes",
+        "wsrec_lost_at_shutdown_bytes_total",
+        None,
+        "Bytes of the lines lost at shutdown.",
+    ),
 ];
 
 impl Count {
@@ -222,7 +246,6 @@ impl Stats {
     }
 
     /// A counter's value.
-    #[cfg(test)]
     pub(crate) fn get(&self, c: Count) -> u64 {
         self.counts[c as usize].load(Relaxed)
     }
@@ -414,7 +437,7 @@ mod tests {
         assert_eq!(Count::WriteErrors.name(), "write_errors");
     }
 
-    const ALL: [Count; 13] = [
+    const ALL: [Count; 16] = [
         Count::Messages,
         Count::LinesWritten,
         Count::BytesWritten,
@@ -428,5 +451,8 @@ mod tests {
         Count::RejectNotJson,
         Count::RejectInvalidUtf8,
         Count::RejectTooLarge,
+        Count::OutputReopened,
+        Count::LostAtShutdownLines,
+        Count::LostAtShutdownBytes,
     ];
 }

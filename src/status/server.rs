@@ -145,7 +145,7 @@ impl StatusServer {
                 !done
             });
             if fds[1].revents != 0 {
-                self.accept(&mut clients);
+                self.accept(&mut clients, stats);
             }
             if Instant::now() >= next_check {
                 next_check = Instant::now() + PATH_CHECK;
@@ -154,23 +154,31 @@ impl StatusServer {
         }
     }
 
-    fn accept(&self, clients: &mut Vec<Client>) {
+    fn accept(&self, clients: &mut Vec<Client>, stats: &Stats) {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     if stream.set_nonblocking(true).is_err() {
                         continue;
                     }
-                    if clients.len() >= MAX_CLIENTS {
-                        log::debug!("status socket: too many clients; dropping the oldest");
-                        clients.remove(0);
-                    }
-                    clients.push(Client {
+                    let mut c = Client {
                         stream,
                         deadline: Instant::now() + REQUEST_WAIT,
                         req: [0; REQUEST_MAX],
                         len: 0,
-                    });
+                    };
+                    // `--status` sends its request as soon as it connects: answered
+                    // here, it is never held, so a crowd of idle clients cannot push
+                    // it out of the list.
+                    if c.read_request() {
+                        c.answer(stats);
+                        continue;
+                    }
+                    if clients.len() >= MAX_CLIENTS {
+                        log::debug!("status socket: too many clients; dropping the oldest");
+                        clients.remove(0);
+                    }
+                    clients.push(c);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}

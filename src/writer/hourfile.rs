@@ -1,9 +1,10 @@
 //! One period's output file: naming, open for append, torn-tail repair, all-or-nothing
-//! writes, fsync and close.
+//! writes, fsync and close; and whether the path still leads to it (the file may be
+//! deleted with its directory, or moved away by a sync tool, while it is open).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// `<dir>/<prefix>_<period_start>.jsonl`.
@@ -18,6 +19,22 @@ pub(crate) struct HourFile {
     path: PathBuf,
     /// Bytes known to be in the file, all complete lines.
     len: u64,
+    /// Device and inode of the open file, to tell it from whatever the path leads to.
+    id: (u64, u64),
+    /// `len` when the path last led to this file: what was written after it may be in
+    /// a file that was deleted meanwhile.
+    checked_len: u64,
+}
+
+/// What the path of an open file leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PathState {
+    /// The open file.
+    Ours,
+    /// Another file, or nothing, and the open file still has a name somewhere (moved).
+    Moved,
+    /// Another file, or nothing, and the open file has no name left (deleted).
+    Deleted,
 }
 
 impl HourFile {
@@ -30,7 +47,9 @@ impl HourFile {
             .append(true)
             .read(true)
             .open(&path)?;
-        let mut len = file.metadata()?.len();
+        let meta = file.metadata()?;
+        let id = (meta.dev(), meta.ino());
+        let mut len = meta.len();
         if len > 0 {
             let good = last_line_end(&file, len)?;
             if good != len {
@@ -51,7 +70,49 @@ impl HourFile {
                 }
             }
         }
-        Ok(HourFile { file, path, len })
+        Ok(HourFile {
+            file,
+            path,
+            len,
+            id,
+            checked_len: len,
+        })
+    }
+
+    /// Whether the path still leads to this file: one `stat`, and one `fstat` only when
+    /// it does not. Called about once a second, never per write.
+    pub(crate) fn check_path(&mut self) -> PathState {
+        match std::fs::metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == self.id => {
+                self.checked_len = self.len;
+                PathState::Ours
+            }
+            _ => match self.file.metadata() {
+                Ok(m) if m.nlink() == 0 => PathState::Deleted,
+                _ => PathState::Moved,
+            },
+        }
+    }
+
+    /// Copies the lines written since the path last led here into `dst`: after a
+    /// deletion they exist nowhere else. Returns the bytes copied. Reads in chunks cut
+    /// at line ends, so a failure leaves `dst` with whole lines only.
+    pub(crate) fn copy_unchecked_tail(&self, dst: &mut HourFile) -> io::Result<u64> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut at = self.checked_len;
+        while at < self.len {
+            let n = ((self.len - at) as usize).min(buf.len());
+            self.file.read_exact_at(&mut buf[..n], at)?;
+            match buf[..n].iter().rposition(|&b| b == b'\n') {
+                Some(i) => {
+                    dst.append(&buf[..=i])?;
+                    at += i as u64 + 1;
+                }
+                // A line longer than the buffer (up to max_message_bytes): grow it.
+                None => buf.resize(buf.len() * 2, 0),
+            }
+        }
+        Ok(self.len - self.checked_len)
     }
 
     /// The file's path.
@@ -118,6 +179,33 @@ mod tests {
         std::fs::write(&p, b"no newline at all").unwrap();
         HourFile::open(p.clone()).unwrap().close().unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tells_a_moved_file_from_a_deleted_one_and_saves_the_tail() {
+        let dir = std::env::temp_dir().join(format!("wsrec-hf2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = path_for(&dir, "t", 0);
+        let mut f = HourFile::open(p.clone()).unwrap();
+        f.append(b"1\n").unwrap();
+        assert_eq!(f.check_path(), PathState::Ours);
+        f.append(b"2\n").unwrap();
+        std::fs::rename(&p, dir.join("moved")).unwrap();
+        assert_eq!(f.check_path(), PathState::Moved);
+        std::fs::remove_file(dir.join("moved")).unwrap();
+        assert_eq!(f.check_path(), PathState::Deleted);
+        let long = format!("{}\n", "x".repeat(200_000));
+        f.append(long.as_bytes()).unwrap();
+        let mut g = HourFile::open(p.clone()).unwrap();
+        assert_eq!(g.check_path(), PathState::Ours);
+        let copied = f.copy_unchecked_tail(&mut g).unwrap();
+        assert_eq!(copied, 2 + long.len() as u64);
+        g.close().unwrap();
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            [b"2\n", long.as_bytes()].concat()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

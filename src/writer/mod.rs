@@ -2,7 +2,14 @@
 //! files; rotates and closes files at the end of each period; retries failed writes
 //! with back-off, holding the batch (and so, through the bounded channel, pausing the
 //! reader) until the disk takes it; logs the status line on its interval.
+//!
+//! About once a second it checks that each open file's path still leads to it: a file
+//! deleted with output_dir, or moved away, is noticed within a few seconds, and writing
+//! goes on in a new file at the path (output_dir is created again if needed). During a
+//! shutdown it waits for the disk only until the shutdown's deadline, then counts what
+//! it could not write instead of holding the exit.
 
+mod closed;
 mod hourfile;
 
 use std::fs;
@@ -20,7 +27,7 @@ use crate::ratelimit::RateLimited;
 use crate::shutdown::Shutdown;
 use crate::status::metrics;
 use crate::status::{Count, Stats};
-use hourfile::HourFile;
+use hourfile::{HourFile, PathState};
 
 /// The file of messages that name no configured topic.
 const CONTROL: &str = "_control";
@@ -28,8 +35,8 @@ const CONTROL: &str = "_control";
 /// recently written is closed (fsynced) and opened again when its next line comes, so
 /// that thousands of topics stay within a service's file limit (1024 in deploy/).
 const MAX_OPEN_FILES: usize = 256;
-/// After this long of failing writes during shutdown, the writer gives up.
-const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(2);
+/// How often the open files' paths are checked (one `stat` per open file).
+const PATH_CHECK: Duration = Duration::from_secs(1);
 /// Longest pause between retries of a failing write.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
@@ -71,6 +78,13 @@ pub(crate) struct Writer<'a> {
     /// Open files of that period (usually one; one per topic in multi-topic mode).
     files: Vec<(Dest, HourFile)>,
     next_status: Option<Instant>,
+    /// When the open files' paths are checked next.
+    next_check: Instant,
+    /// The lowest period that may be opened: the newest hour on disk, or the one
+    /// after it when that one is compressed (the clock may be behind the files).
+    floor: u64,
+    /// The clock's period of the last "clock is behind" warning.
+    warned_behind: Option<u64>,
     errors: RateLimited,
 }
 
@@ -101,6 +115,9 @@ impl<'a> Writer<'a> {
             last_closed: None,
             files: Vec::new(),
             next_status,
+            next_check: Instant::now() + PATH_CHECK,
+            floor: 0,
+            warned_behind: None,
             errors: RateLimited::new(Duration::from_secs(30)),
         }
     }
@@ -136,6 +153,9 @@ impl<'a> Writer<'a> {
         if let Some(s) = self.next_status {
             deadline = deadline.min(s);
         }
+        if !self.files.is_empty() {
+            deadline = deadline.min(self.next_check);
+        }
         deadline
     }
 
@@ -145,6 +165,10 @@ impl<'a> Writer<'a> {
             if clock::now() >= end {
                 self.close_files();
             }
+        }
+        if Instant::now() >= self.next_check {
+            self.next_check = Instant::now() + PATH_CHECK;
+            self.check_paths();
         }
         if let (Some(at), Some(every)) = (self.next_status, self.cfg.status_interval) {
             if Instant::now() >= at {
@@ -175,26 +199,134 @@ impl<'a> Writer<'a> {
         self.last_closed = self.period.take().or(self.last_closed);
     }
 
+    /// Notices open files whose path leads elsewhere now (deleted with output_dir,
+    /// moved away by a sync tool or an operator) and continues each in a new file at
+    /// its path. A moved file keeps every line written to it; the lines written to a
+    /// deleted one since the last check are copied into the new file, since they
+    /// exist nowhere else.
+    fn check_paths(&mut self) {
+        for i in 0..self.files.len() {
+            let state = self.files[i].1.check_path();
+            if state == PathState::Ours {
+                continue;
+            }
+            let path = self.files[i].1.path().to_path_buf();
+            let fresh = self.ensure_dir().and_then(|()| {
+                HourFile::open(path.clone())
+                    .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", path.display())))
+            });
+            let mut fresh = match fresh {
+                Ok(f) => f,
+                Err(e) => {
+                    // Retried by the next check; the old file keeps taking lines meanwhile.
+                    self.errors.log(
+                        log::Level::Error,
+                        &format!("{} is gone and cannot be opened again: {e}", path.display()),
+                    );
+                    continue;
+                }
+            };
+            let saved = match state {
+                PathState::Deleted => match self.files[i].1.copy_unchecked_tail(&mut fresh) {
+                    Ok(n) => {
+                        format!("; the {n} bytes written since the last check were copied into it")
+                    }
+                    Err(e) => format!("; the lines written since the last check are lost: {e}"),
+                },
+                _ => String::new(),
+            };
+            let old = std::mem::replace(&mut self.files[i].1, fresh);
+            let _ = old.close();
+            self.stats.add(Count::OutputReopened, 1);
+            let what = match state {
+                PathState::Deleted => "was deleted",
+                _ => "was moved away or replaced (its lines so far stay in the moved file)",
+            };
+            let msg = format!(
+                "{} {what}; continuing in a new file at the path{saved}",
+                path.display()
+            );
+            log::warn!("{msg}");
+            self.stats.set_error(msg);
+        }
+    }
+
+    /// Creates output_dir again when it is gone (an `rm -rf`, a disk that went away).
+    fn ensure_dir(&self) -> io::Result<()> {
+        let dir = &self.cfg.output_dir;
+        if dir.is_dir() {
+            return Ok(());
+        }
+        fs::create_dir_all(dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("create {}: {e}", dir.display())))?;
+        log::warn!("output_dir {} was missing; created it again", dir.display());
+        Ok(())
+    }
+
     /// The period a batch is written to. A batch from a period already closed (it
     /// waited in a full channel) goes into a newer one: a closed file is never
-    /// written again.
+    /// written again. Nor is a compressed hour: when the clock is behind the newest
+    /// hour on disk, lines go to that hour (or the one after it, when it is
+    /// compressed) until the clock catches up.
     fn period_for(&mut self, batch_period: u64) -> u64 {
+        if self.period.is_none_or(|open| batch_period > open) {
+            // A new period is about to be opened: look at the disk once.
+            self.floor = self.scan_floor();
+        }
+        let wanted = batch_period.max(self.floor);
+        if wanted > batch_period && self.warned_behind != Some(batch_period) {
+            self.warned_behind = Some(batch_period);
+            let newest = self.floor_newest();
+            let what = if newest > batch_period {
+                format!(
+                    "the clock ({}) is behind the newest hour file in {} ({})",
+                    utc(clock::now().as_secs()),
+                    self.cfg.output_dir.display(),
+                    utc(newest)
+                )
+            } else {
+                format!(
+                    "the clock's hour ({}) is already compressed in {}",
+                    utc(batch_period),
+                    self.cfg.output_dir.display()
+                )
+            };
+            log::warn!(
+                "{what}: is the time synchronised yet? Writing to the {} hour until the clock reaches it",
+                utc(wanted)
+            );
+        }
         match (self.period, self.last_closed) {
-            (Some(open), _) if batch_period > open => {
+            (Some(open), _) if wanted > open => {
                 self.close_files();
-                batch_period
+                wanted
             }
             (Some(open), _) => open,
-            (None, Some(closed)) if batch_period <= closed => {
+            (None, Some(closed)) if wanted <= closed => {
                 log::warn!(
                     "lines received in period {batch_period} arrived after it was closed; writing them to the current period"
                 );
                 self.periods
                     .now()
                     .max(closed + self.periods.len().as_secs())
+                    .max(self.floor)
             }
-            (None, _) => batch_period,
+            (None, _) => wanted,
         }
+    }
+
+    /// The lowest period that may be opened, from the files on disk.
+    fn scan_floor(&self) -> u64 {
+        match closed::newest(&self.cfg.output_dir, &self.names) {
+            Some(n) if n.compressed => n.period + self.periods.len().as_secs(),
+            Some(n) => n.period,
+            None => 0,
+        }
+    }
+
+    /// The newest hour on disk, for the warning (the floor, or the hour before it).
+    fn floor_newest(&self) -> u64 {
+        closed::newest(&self.cfg.output_dir, &self.names).map_or(self.floor, |n| n.period)
     }
 
     fn write_batch(&mut self, batch: Batch) {
@@ -203,9 +335,10 @@ impl<'a> Writer<'a> {
 
         for (dest, bytes, lines) in batch.runs() {
             if !self.append(dest, bytes) {
-                log::error!(
-                    "gave up writing {lines} lines at shutdown: the disk did not take them"
-                );
+                // Reported once, with the total, when the process ends.
+                self.stats.add(Count::LostAtShutdownLines, lines as u64);
+                self.stats
+                    .add(Count::LostAtShutdownBytes, bytes.len() as u64);
                 continue;
             }
             self.stats.add(Count::LinesWritten, lines as u64);
@@ -217,14 +350,14 @@ impl<'a> Writer<'a> {
     }
 
     /// Appends `bytes` to `dest`'s file, retrying with back-off until it succeeds or,
-    /// during shutdown, until [`SHUTDOWN_WRITE_GRACE`] has passed.
+    /// during shutdown, until the shutdown's deadline (after it, one try each).
     fn append(&mut self, dest: Dest, bytes: &[u8]) -> bool {
         let mut delay = Duration::from_millis(100);
-        let mut failing_since: Option<Instant> = None;
+        let mut failing = false;
         loop {
             match self.try_append(dest, bytes) {
                 Ok(()) => {
-                    if failing_since.is_some() {
+                    if failing {
                         log::info!("writing works again");
                     }
                     return true;
@@ -237,14 +370,20 @@ impl<'a> Writer<'a> {
                     );
                     self.stats.set_error(msg.clone());
                     self.errors.log(log::Level::Error, &msg);
-                    if self.shutdown.requested()
-                        && failing_since.get_or_insert_with(Instant::now).elapsed()
-                            > SHUTDOWN_WRITE_GRACE
-                    {
-                        return false;
+                    failing = true;
+                    match self.shutdown.deadline() {
+                        Some(end) => {
+                            let left = end.saturating_duration_since(Instant::now());
+                            if left.is_zero() {
+                                return false;
+                            }
+                            std::thread::sleep(delay.min(left));
+                        }
+                        // Cut short by a shutdown, which then has its deadline.
+                        None => {
+                            self.shutdown.sleep(delay);
+                        }
                     }
-                    failing_since.get_or_insert_with(Instant::now);
-                    std::thread::sleep(delay);
                     delay = (delay * 2).min(MAX_RETRY_DELAY);
                 }
             }
@@ -271,9 +410,26 @@ impl<'a> Writer<'a> {
                 let prefix = match dest {
                     Dest::Topic(i) => &self.names[i as usize],
                     Dest::Control => &self.names[self.names.len() - 1],
-                };
-                let path =
-                    hourfile::path_for(&self.cfg.output_dir, prefix, self.period.unwrap_or(0));
+                }
+                .clone();
+                let mut period = self.period.unwrap_or(0);
+                let mut path = hourfile::path_for(&self.cfg.output_dir, &prefix, period);
+                while closed::compressed(&path) {
+                    // Compressed by cron: closed for good. Every file of this period
+                    // moves on to the next one, so that all stay in one period.
+                    let next = period + self.periods.len().as_secs();
+                    log::warn!(
+                        "{} is compressed, so its hour is closed; writing to the next hour ({}) instead",
+                        path.display(),
+                        utc(next)
+                    );
+                    self.close_files();
+                    self.period = Some(next);
+                    self.floor = self.floor.max(next);
+                    period = next;
+                    path = hourfile::path_for(&self.cfg.output_dir, &prefix, period);
+                }
+                self.ensure_dir()?;
                 let f = HourFile::open(path.clone()).map_err(|e| {
                     io::Error::new(e.kind(), format!("open {}: {e}", path.display()))
                 })?;
@@ -287,4 +443,15 @@ impl<'a> Writer<'a> {
         f.append(bytes)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.path().display())))
     }
+}
+
+/// `2026-11-25T03:00:00Z` for a Unix time, for log lines people read.
+fn utc(unix_secs: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_secs as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix_secs.to_string())
 }
