@@ -221,8 +221,6 @@ struct Case {
     timeout: f64,
     scale: f64,
     edit: fn(&mut Value),
-    /// A topic-less preset: nothing can route to a topic file (Bitfinex).
-    no_topic_files: bool,
     extra: fn(&[Value]),
 }
 
@@ -233,7 +231,6 @@ impl Case {
             timeout,
             scale: S,
             edit: |_| {},
-            no_topic_files: false,
             extra: |_| {},
         }
     }
@@ -493,17 +490,7 @@ fn run_case(case: Case) {
     };
     for t in &topics {
         let n = run.lines(t).len();
-        if case.no_topic_files {
-            assert_eq!(n, 0, "{t}: nothing can route to it{ctx}");
-        } else {
-            assert!(n >= 10, "{t}: only {n} lines in its own file{ctx}");
-        }
-    }
-    if case.no_topic_files {
-        assert!(
-            run.lines("_control").len() >= 10,
-            "the feed is in _control{ctx}"
-        );
+        assert!(n >= 10, "{t}: only {n} lines in its own file{ctx}");
     }
     (case.extra)(&events);
 }
@@ -658,10 +645,7 @@ fn preset_kucoin() {
 
 #[test]
 fn preset_bitfinex() {
-    run_case(Case {
-        no_topic_files: true,
-        ..Case::new("bitfinex", 60.0)
-    });
+    run_case(Case::new("bitfinex", 60.0));
 }
 
 #[test]

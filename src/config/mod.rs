@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::message::RouteIdsSpec;
 use crate::message::decode::Binary;
 use crate::message::heartbeat::RuleSpec;
 use crate::message::jsonline::Pointers;
@@ -63,6 +64,8 @@ pub(crate) enum Routing {
         route_by: Vec<String>,
         /// Joins their values.
         separator: String,
+        /// Per-connection ids learnt from the messages (`route_ids`).
+        ids: Option<RouteIdsSpec>,
     },
 }
 
@@ -251,6 +254,7 @@ impl Config {
                     Routing::ByKey {
                         route_by: Vec::new(),
                         separator: String::new(),
+                        ids: None,
                     },
                     "topics",
                 )
@@ -275,25 +279,53 @@ impl Config {
         if topics.iter().any(String::is_empty) {
             return Err(f.err(field, "a topic must not be empty"));
         }
+        // Declared whatever the mode, so that giving them with `topic` says why.
+        let route_by = f.take(
+            "route_by",
+            "with `topics`: JSON pointers to the values that name a message's topic, joined by `route_separator`",
+        );
+        let separator = f.string(
+            "route_separator",
+            ".",
+            "joins the `route_by` values into the route key",
+        )?;
+        let ids = f.take(
+            "route_ids",
+            "with `topics`: learn per-connection ids: `{\"when\": {pointer: value}, \"id\": pointer, \"key\": [pointers]}`; a message whose route key is a learnt id goes to the file of the key it stands for",
+        );
         let routing = match routing {
-            Routing::Single => Routing::Single,
+            Routing::Single => {
+                for (name, given) in [
+                    ("route_by", route_by.is_some()),
+                    ("route_ids", ids.is_some()),
+                ] {
+                    if given {
+                        return Err(f.err(
+                            name,
+                            "routes between several topics: give \"topics\", not \"topic\"",
+                        ));
+                    }
+                }
+                Routing::Single
+            }
             Routing::ByKey { .. } => {
-                let route_by = match f.take(
-                    "route_by",
-                    "with `topics`: JSON pointers to the values that name a message's topic, joined by `route_separator`",
-                ) {
+                let route_by = match route_by {
                     None => vec!["/topic".to_string()],
-                    Some(Value::Array(items)) if !items.is_empty() => strings(items)
-                        .map_err(|k| {
+                    Some(Value::Array(items)) if !items.is_empty() => {
+                        strings(items).map_err(|k| {
                             f.err(
                                 "route_by",
                                 format!("expected an array of JSON pointers, found {k}"),
                             )
-                        })?,
+                        })?
+                    }
                     Some(v) => {
                         return Err(f.err(
                             "route_by",
-                            format!("expected a non-empty array of JSON pointers, got {}", kind(&v)),
+                            format!(
+                                "expected a non-empty array of JSON pointers, got {}",
+                                kind(&v)
+                            ),
                         ));
                     }
                 };
@@ -301,14 +333,14 @@ impl Config {
                 for p in &route_by {
                     probe.add(p).map_err(|e| f.err("route_by", e))?;
                 }
-                let separator = f.string(
-                    "route_separator",
-                    ".",
-                    "joins the `route_by` values into the route key",
-                )?;
+                let ids = match ids {
+                    None => None,
+                    Some(v) => Some(route_ids(v).map_err(|e| f.err("route_ids", e))?),
+                };
                 Routing::ByKey {
                     route_by,
                     separator,
+                    ids,
                 }
             }
         };
@@ -430,16 +462,13 @@ impl Config {
                 ));
             }
         };
-        let parts = match &routing {
-            Routing::ByKey {
-                route_by,
-                separator,
-            } => Some((separator.as_str(), route_by.len())),
-            Routing::Single => None,
+        let sep = match &routing {
+            Routing::ByKey { separator, .. } => separator.as_str(),
+            Routing::Single => ".",
         };
         let subscribe_messages = subscribe
             .iter()
-            .flat_map(|t| subscribe::expand(t, &topics, per_message, parts))
+            .flat_map(|t| subscribe::expand(t, &topics, per_message, sep))
             .map(|m| Template::parse(&m, false))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| f.err("subscribe_message", e))?;
@@ -478,8 +507,8 @@ impl Config {
             None => Vec::new(),
             Some(v) => heartbeat_rules(v).map_err(|e| f.err("heartbeat_replies", e))?,
         };
-        if let Routing::ByKey { route_by, .. } = &routing {
-            crate::message::Lookups::new(route_by, &heartbeats)
+        if let Routing::ByKey { route_by, ids, .. } = &routing {
+            crate::message::Lookups::new(route_by, &heartbeats, ids.as_ref())
                 .map_err(|e| f.err("heartbeat_replies", e))?;
         }
         let stale_timeout = f.seconds(
@@ -598,6 +627,50 @@ fn strings(items: Vec<Value>) -> Result<Vec<String>, &'static str> {
         .collect()
 }
 
+/// Parses `route_ids`.
+fn route_ids(v: Value) -> Result<RouteIdsSpec, String> {
+    let Value::Object(mut m) = v else {
+        return Err(format!("expected an object, got {}", kind(&v)));
+    };
+    let when = match m.remove("when") {
+        Some(Value::Object(w)) if !w.is_empty() => equals(w)?,
+        _ => return Err("\"when\" must be an object of pointers to values".into()),
+    };
+    let id = match m.remove("id") {
+        Some(Value::String(s)) => s,
+        _ => return Err("\"id\" must be a JSON pointer".into()),
+    };
+    let key = match m.remove("key") {
+        Some(Value::Array(a)) if !a.is_empty() => {
+            strings(a).map_err(|k| format!("\"key\": expected pointers, found {k}"))?
+        }
+        _ => return Err("\"key\" must be an array of JSON pointers".into()),
+    };
+    if let Some(k) = m.keys().next() {
+        return Err(format!("unknown key \"{k}\" (known: when, id, key)"));
+    }
+    let mut probe = Pointers::default();
+    for p in when.iter().map(|(p, _)| p).chain([&id]).chain(&key) {
+        probe.add(p)?;
+    }
+    Ok(RouteIdsSpec { when, id, key })
+}
+
+/// An `equals`/`when` object: pointer -> the compact JSON text of a scalar.
+fn equals(m: Map<String, Value>) -> Result<Vec<(String, String)>, String> {
+    m.into_iter()
+        .map(|(p, v)| {
+            if v.is_object() || v.is_array() {
+                Err(format!(
+                    "\"{p}\": only a string, number, true, false or null can be compared"
+                ))
+            } else {
+                Ok((p, v.to_string()))
+            }
+        })
+        .collect()
+}
+
 /// Parses `heartbeat_replies`.
 fn heartbeat_rules(v: Value) -> Result<Vec<RuleSpec>, String> {
     let Value::Array(items) = v else {
@@ -622,17 +695,15 @@ fn heartbeat_rules(v: Value) -> Result<Vec<RuleSpec>, String> {
         };
         let equals = match rule.remove("equals") {
             None => Vec::new(),
-            Some(Value::Object(m)) => m
-                .into_iter()
-                .map(|(p, v)| {
-                    if v.is_object() || v.is_array() {
-                        Err(format!("rule {n}: \"equals\": \"{p}\": only a string, number, true, false or null can be compared"))
-                    } else {
-                        Ok((p, v.to_string()))
-                    }
-                })
-                .collect::<Result<_, _>>()?,
-            Some(v) => return Err(format!("rule {n}: \"equals\": expected an object, got {}", kind(&v))),
+            Some(Value::Object(m)) => {
+                equals(m).map_err(|e| format!("rule {n}: \"equals\": {e}"))?
+            }
+            Some(v) => {
+                return Err(format!(
+                    "rule {n}: \"equals\": expected an object, got {}",
+                    kind(&v)
+                ));
+            }
         };
         if has.is_empty() && equals.is_empty() {
             return Err(format!("rule {n}: give \"has\" or \"equals\" (or both)"));

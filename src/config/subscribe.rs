@@ -5,14 +5,15 @@
 /// `{topics}` becomes the topics as JSON string items (`"a","b"`), split into groups of
 /// `per_message` (0 = one message for all). `{topic}` with several topics sends one
 /// message per topic, as does `{topic.N}`: part N of the topic split by the route
-/// separator into as many parts as there are route pointers (`parts`), so that object
+/// separator (`sep`) into as many parts as the template uses (the last part keeps
+/// the rest, separators included), so that object
 /// arguments can be built from a topic such as `trades.BTC-USDT`. A template with none
 /// of these is sent once, as it is.
 pub(crate) fn expand(
     template: &str,
     topics: &[String],
     per_message: usize,
-    parts: Option<(&str, usize)>,
+    sep: &str,
 ) -> Vec<String> {
     if template.is_empty() {
         return Vec::new();
@@ -41,8 +42,12 @@ pub(crate) fn expand(
             .iter()
             .map(|t| {
                 let mut m = template.replace("{topic}", &escape(t));
-                if let Some((sep, n)) = parts {
-                    for (i, part) in t.splitn(n.max(1), sep).enumerate() {
+                let n = (0..10)
+                    .rev()
+                    .find(|i| template.contains(&format!("{{topic.{i}}}")))
+                    .map_or(1, |i| i + 1);
+                if !sep.is_empty() {
+                    for (i, part) in t.splitn(n, sep).enumerate() {
                         m = m.replace(&format!("{{topic.{i}}}"), &escape(part));
                     }
                 }
@@ -61,12 +66,12 @@ mod tests {
     #[test]
     fn subscribe_expansion() {
         let t = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-        let m = expand(r#"{"args":[{topics}]}"#, &t, 2, None);
+        let m = expand(r#"{"args":[{topics}]}"#, &t, 2, ".");
         assert_eq!(m, vec![r#"{"args":["a","b"]}"#, r#"{"args":["c"]}"#]);
-        let m = expand(r#"{"args":["{topic}"]}"#, &t[..1], 0, None);
+        let m = expand(r#"{"args":["{topic}"]}"#, &t[..1], 0, ".");
         assert_eq!(m, vec![r#"{"args":["a"]}"#]);
-        assert_eq!(expand("{}", &t, 0, None), vec!["{}"]);
-        assert!(expand("", &t, 0, None).is_empty());
+        assert_eq!(expand("{}", &t, 0, "."), vec!["{}"]);
+        assert!(expand("", &t, 0, ".").is_empty());
         let okx = vec![
             "trades.BTC-USDT".to_string(),
             "bbo-tbt.ETH-USDT".to_string(),
@@ -75,7 +80,7 @@ mod tests {
             r#"{"op":"subscribe","args":[{"channel":"{topic.0}","instId":"{topic.1}"}]}"#,
             &okx,
             0,
-            Some((".", 2)),
+            ".",
         );
         assert_eq!(
             m,

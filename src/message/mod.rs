@@ -7,8 +7,32 @@ pub mod jsonline;
 pub(crate) mod route;
 pub(crate) mod template;
 
+use std::ops::Range;
+
 use heartbeat::{Heartbeats, RuleSpec};
-use jsonline::Pointers;
+use jsonline::{Pointers, unquoted};
+
+/// `route_ids` as configured: messages that match `when` say that the value at `id`
+/// stands, on this connection, for the route key made of the values at `key` (Bitfinex:
+/// `{"event":"subscribed","chanId":17,"channel":"trades","symbol":"tBTCUSD"}`, then
+/// data as `[17,...]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RouteIdsSpec {
+    /// Pointer -> compact JSON text it must equal.
+    pub(crate) when: Vec<(String, String)>,
+    /// Where the id is.
+    pub(crate) id: String,
+    /// The pointers whose values, joined by the route separator, make the key.
+    pub(crate) key: Vec<String>,
+}
+
+/// [`RouteIdsSpec`] resolved to pointer indices.
+#[derive(Debug)]
+struct Learn {
+    when: Vec<(usize, Vec<u8>)>,
+    id: usize,
+    key: Vec<usize>,
+}
 
 /// The pointer lookups one check pass does for a config: the route pointers first
 /// (indices `0..route`), then the heartbeat rules' pointers.
@@ -20,11 +44,17 @@ pub(crate) struct Lookups {
     pub(crate) route: usize,
     /// The heartbeat rules, resolved against `ptrs`.
     pub(crate) heartbeats: Heartbeats,
+    learn: Option<Learn>,
 }
 
 impl Lookups {
-    /// Resolves `route_by` and the heartbeat rules into one set of pointers.
-    pub(crate) fn new(route_by: &[String], rules: &[RuleSpec]) -> Result<Lookups, String> {
+    /// Resolves `route_by`, the heartbeat rules and `route_ids` into one set of
+    /// pointers.
+    pub(crate) fn new(
+        route_by: &[String],
+        rules: &[RuleSpec],
+        ids: Option<&RouteIdsSpec>,
+    ) -> Result<Lookups, String> {
         let mut ptrs = Pointers::default();
         for p in route_by {
             ptrs.add(p)?;
@@ -34,10 +64,58 @@ impl Lookups {
             return Err("route_by names the same pointer twice".into());
         }
         let heartbeats = Heartbeats::new(rules, &mut ptrs)?;
+        let learn = match ids {
+            None => None,
+            Some(spec) => Some(Learn {
+                when: spec
+                    .when
+                    .iter()
+                    .map(|(p, v)| Ok((ptrs.add(p)?, v.clone().into_bytes())))
+                    .collect::<Result<_, String>>()?,
+                id: ptrs.add(&spec.id)?,
+                key: spec
+                    .key
+                    .iter()
+                    .map(|p| ptrs.add(p))
+                    .collect::<Result<_, _>>()?,
+            }),
+        };
         Ok(Lookups {
             ptrs,
             route,
             heartbeats,
+            learn,
         })
+    }
+
+    /// Whether ids are learnt (`route_ids`): worth a look at every message.
+    #[inline]
+    pub(crate) fn learns(&self) -> bool {
+        self.learn.is_some()
+    }
+
+    /// The id that `msg` teaches, and the key it stands for (in `key`), if `msg`
+    /// matches `route_ids`.
+    pub(crate) fn learned<'m>(
+        &self,
+        msg: &'m [u8],
+        found: &[Option<Range<usize>>],
+        sep: &[u8],
+        key: &mut Vec<u8>,
+    ) -> Option<&'m [u8]> {
+        let l = self.learn.as_ref()?;
+        let value = |i: usize| found[i].clone().map(|r| &msg[r]);
+        if !l.when.iter().all(|(i, v)| value(*i) == Some(&v[..])) {
+            return None;
+        }
+        let id = unquoted(value(l.id)?);
+        key.clear();
+        for (n, &i) in l.key.iter().enumerate() {
+            if n > 0 {
+                key.extend_from_slice(sep);
+            }
+            key.extend_from_slice(unquoted(value(i)?));
+        }
+        Some(id)
     }
 }

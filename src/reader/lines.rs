@@ -57,6 +57,8 @@ pub(crate) struct LineSink<'a> {
     separator: Vec<u8>,
     /// The route key of a message with several route pointers (reused).
     key: Vec<u8>,
+    /// Ids learnt on this connection (`route_ids`) -> topic index.
+    ids: HashMap<Vec<u8>, u32>,
     /// A heartbeat reply waiting to be sent by the session.
     reply: Option<String>,
     /// `{counter}` in templates: one more for every message that uses it.
@@ -83,14 +85,15 @@ impl<'a> LineSink<'a> {
             .enumerate()
             .map(|(i, t)| (t.as_bytes().to_vec(), i as u32))
             .collect();
-        let (route_by, separator): (&[String], &str) = match &cfg.routing {
-            Routing::Single => (&[], ""),
+        let (route_by, separator, ids): (&[String], &str, _) = match &cfg.routing {
+            Routing::Single => (&[], "", None),
             Routing::ByKey {
                 route_by,
                 separator,
-            } => (route_by, separator),
+                ids,
+            } => (route_by, separator, ids.as_ref()),
         };
-        let lookups = Lookups::new(route_by, &cfg.heartbeats)
+        let lookups = Lookups::new(route_by, &cfg.heartbeats, ids)
             .expect("the pointers were checked when the config was loaded");
         LineSink {
             cfg,
@@ -105,6 +108,7 @@ impl<'a> LineSink<'a> {
             lookups,
             separator: separator.as_bytes().to_vec(),
             key: Vec::new(),
+            ids: HashMap::new(),
             reply: None,
             counter: 0,
             decoder: Decoder::new(cfg.binary, cfg.max_message_bytes),
@@ -189,6 +193,9 @@ impl<'a> LineSink<'a> {
                 .heartbeats
                 .reply(msg, &self.found, &mut self.counter);
         }
+        if self.lookups.learns() {
+            self.learn(msg);
+        }
         let dest = self.dest(msg);
         if self.batch.lines == 0 {
             let now = recv.unwrap_or_else(clock::now);
@@ -244,10 +251,29 @@ impl<'a> LineSink<'a> {
                 &self.key
             }
         };
-        match self.topic_index.get(key) {
+        match self.topic_index.get(key).or_else(|| self.ids.get(key)) {
             Some(&i) => Dest::Topic(i),
             None => Dest::Control,
         }
+    }
+
+    /// Remembers the id a message announces, if it names a topic (`route_ids`).
+    fn learn(&mut self, msg: &[u8]) {
+        let mut key = std::mem::take(&mut self.key);
+        if let Some(id) = self
+            .lookups
+            .learned(msg, &self.found, &self.separator, &mut key)
+        {
+            if let Some(&i) = self.topic_index.get(&key) {
+                self.ids.insert(id.to_vec(), i);
+            }
+        }
+        self.key = key;
+    }
+
+    /// A new connection: ids learnt on the last one mean nothing now.
+    pub(crate) fn new_connection(&mut self) {
+        self.ids.clear();
     }
 
     /// Hands the batch to the writer.
@@ -379,6 +405,43 @@ mod tests {
         assert_eq!(stats.get(Count::Messages), 3);
         assert_eq!(stats.get(Count::RejectNotJson), 1);
         assert_eq!(stats.get(Count::RejectEmpty), 1);
+    }
+
+    #[test]
+    fn learns_per_connection_ids_bitfinex_style() {
+        let cfg = config(json!({
+            "topics": ["trades.tBTCUSD", "ticker.tBTCUSD"],
+            "route_by": ["/0"],
+            "route_ids": {"when": {"/event": "subscribed"}, "id": "/chanId", "key": ["/channel", "/symbol"]},
+        }));
+        let stats = Stats::new(64, 60.0);
+        let shutdown = Shutdown::new().unwrap();
+        let (r, w) = batch::channel(64);
+        let mut sink = LineSink::new(&cfg, &stats, &shutdown, r, Periods::of_secs(3600));
+        for m in [
+            r#"[17,"hb"]"#,
+            r#"{"event":"subscribed","channel":"ticker","chanId":17,"symbol":"tBTCUSD"}"#,
+            r#"[17,[102569,12.3]]"#,
+            r#"{"event":"subscribed","channel":"trades","chanId":"18","symbol":"tBTCUSD"}"#,
+            r#"[18,"te",[1,2,0.1,102570.123456789012345678]]"#,
+        ] {
+            assert!(sink.accept(m.as_bytes()));
+        }
+        sink.new_connection();
+        assert!(sink.accept(br#"[17,"hb"]"#));
+        sink.ship();
+        let dests: Vec<Dest> = lines(&drain(&w)[0]).into_iter().map(|(d, _)| d).collect();
+        assert_eq!(
+            dests,
+            [
+                Dest::Control,
+                Dest::Control,
+                Dest::Topic(1),
+                Dest::Control,
+                Dest::Topic(0),
+                Dest::Control
+            ]
+        );
     }
 
     #[test]

@@ -120,6 +120,7 @@ impl<'a> Reader<'a> {
     /// One connection, from subscribing to its end.
     fn connection(&mut self, mut ws: Ws) -> (End, Span) {
         let mut span = Span::start();
+        self.lines.new_connection();
         if self.stats.add(Count::Connects, 1) > 0 {
             self.stats.add(Count::Reconnects, 1);
         }

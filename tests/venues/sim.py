@@ -177,6 +177,7 @@ class Conn:
         if v.single:
             return v.single
         key = route_key(text, v.route_by, v.sep)
+        key = self.state.get("alias", {}).get(key, key)
         return key if key in v.topics else "_control"
 
     async def send(self, text, file=AUTO):
@@ -896,7 +897,7 @@ class Kucoin(Venue):
 
 class Bitfinex(Venue):
     route_by = ["/0"]
-    topics = ["trades", "ticker"]
+    topics = ["trades.tBTCUSD", "ticker.tBTCUSD"]
 
     async def start(self, c):
         await c.send('{"event":"info","version":2,"serverId":"1c2ac1e5-7f3e-4e5e-9c87-0a4c0fe2b7e4","platform":{"status":1}}')
@@ -926,6 +927,9 @@ class Bitfinex(Venue):
             return
         cid = 17470 + len(c.state["chan"]) * 13 + random.randint(0, 9)
         c.state["chan"][ch + sym] = cid
+        # What the recorder learns from the subscribed event (route_ids): this chanId
+        # stands for <channel>.<symbol>, a topic's file when it is one.
+        c.state.setdefault("alias", {})[str(cid)] = ch + "." + sym
         await c.send('{"event":"subscribed","channel":"%s","chanId":%d,"symbol":"%s","pair":"%s"}' % (ch, cid, sym, sym[1:]))
         if ch == "trades":
             await c.send('[%d,[[1637440000,%d,0.00991467,102570],[1637439999,%d,-0.0151,102569.123456789012345678]]]' % (cid, ms(), ms() - 500))
