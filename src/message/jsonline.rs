@@ -141,15 +141,23 @@ struct Track<'p> {
     index: [u32; MAX_POINTER_DEPTH + 1],
     /// Pointers found so far (the first value wins).
     found_mask: u32,
+    /// `ptrs.depth`, at hand: deeper levels need no tracking.
+    depth: usize,
 }
 
 impl Track<'_> {
     /// Entering the value of `key` in an object at `depth`: the pointers that end here.
-    #[inline]
+    /// The common case, a level no pointer reaches, is one compare, inline.
+    #[inline(always)]
     fn key(&mut self, depth: usize, key: &[u8]) -> u32 {
-        if depth > self.ptrs.depth {
+        if depth > self.depth {
             return 0;
         }
+        self.key_at(depth, key)
+    }
+
+    #[inline(never)]
+    fn key_at(&mut self, depth: usize, key: &[u8]) -> u32 {
         let live = self.ptrs.by_key(self.live[depth - 1], depth - 1, key);
         self.live[depth] = live;
         live & self.ptrs.ends_at[depth] & !self.found_mask
@@ -158,7 +166,7 @@ impl Track<'_> {
     /// Entering item `index` of an array at `depth`: the pointers that end here.
     #[inline]
     fn item(&mut self, depth: usize, index: u32) -> u32 {
-        if depth > self.ptrs.depth {
+        if depth > self.depth {
             return 0;
         }
         self.index[depth] = index;
@@ -167,9 +175,9 @@ impl Track<'_> {
         live & self.ptrs.ends_at[depth] & !self.found_mask
     }
 
-    #[inline]
+    #[inline(always)]
     fn next_item(&mut self, depth: usize) -> u32 {
-        if depth > self.ptrs.depth {
+        if depth > self.depth {
             return 0;
         }
         self.item(depth, self.index[depth] + 1)
@@ -264,6 +272,18 @@ impl Parser<'_> {
     /// the common compact case).
     #[inline(always)]
     fn ws_peek(&mut self) -> Option<u8> {
+        // Compact JSON has no white space: one compare decides.
+        let b = *self.s.get(self.i)?;
+        if b > b' ' {
+            return Some(b);
+        }
+        self.ws_skip()
+    }
+
+    /// [`Parser::ws_peek`]'s loop, for the white space that is there.
+    #[cold]
+    #[inline(never)]
+    fn ws_skip(&mut self) -> Option<u8> {
         loop {
             let b = *self.s.get(self.i)?;
             match b {
@@ -447,7 +467,7 @@ impl Parser<'_> {
     }
 
     /// Parses `"key" :`; returns the pointers that end at its value.
-    #[inline]
+    #[inline(always)]
     fn key(&mut self, depth: usize, track: &mut Track) -> Option<u32> {
         if self.ws_peek()? != b'"' {
             return None;
@@ -483,6 +503,7 @@ pub fn check_with(
         live: [0; MAX_POINTER_DEPTH + 1],
         index: [0; MAX_POINTER_DEPTH + 1],
         found_mask: 0,
+        depth: ptrs.depth,
     };
     track.live[0] = ptrs.all;
     let mut p = Parser {
