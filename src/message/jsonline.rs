@@ -380,88 +380,82 @@ impl Parser<'_> {
 
     /// Parses one complete JSON document, iteratively, with a bit stack of containers;
     /// records the scalar values that `track`'s pointers lead to in `found`.
+    ///
+    /// Laid out for compact market data: strings first, the kind of the innermost
+    /// container kept in a register, and a comma tested before a closing bracket.
     fn document(&mut self, track: &mut Track, found: &mut [Option<Range<usize>>]) -> Option<()> {
         // One bit per level (1 = object): 64 bytes to clear per message, not 512.
         let mut stack = [0u64; MAX_DEPTH / 64];
         let mut depth = 0usize;
+        // The innermost container is an object (meaningless at depth 0).
+        let mut in_object = false;
         // The pointers that end at the value about to be parsed.
         let mut want = 0u32;
         'value: loop {
-            match self.ws_peek()? {
-                b'{' => {
-                    if depth == MAX_DEPTH {
-                        return None;
-                    }
+            let b = self.ws_peek()?;
+            let start = self.i;
+            if b == b'"' {
+                self.string()?;
+                if want != 0 {
+                    record(found, track, want, start..self.i);
+                }
+            } else if b == b'{' || b == b'[' {
+                if depth == MAX_DEPTH {
+                    return None;
+                }
+                in_object = b == b'{';
+                if in_object {
                     stack[depth / 64] |= 1 << (depth % 64);
-                    depth += 1;
-                    self.i += 1;
-                    if self.ws_peek()? == b'}' {
-                        self.i += 1;
-                        depth -= 1;
-                    } else {
-                        want = self.key(depth, track)?;
-                        continue 'value;
-                    }
-                }
-                b'[' => {
-                    if depth == MAX_DEPTH {
-                        return None;
-                    }
+                } else {
                     stack[depth / 64] &= !(1 << (depth % 64));
-                    depth += 1;
-                    self.i += 1;
-                    if self.ws_peek()? == b']' {
-                        self.i += 1;
-                        depth -= 1;
+                }
+                depth += 1;
+                self.i += 1;
+                let close = if in_object { b'}' } else { b']' };
+                if self.ws_peek()? != close {
+                    want = if in_object {
+                        self.key(depth, track)?
                     } else {
-                        want = track.item(depth, 0);
-                        continue 'value;
-                    }
+                        track.item(depth, 0)
+                    };
+                    continue 'value;
                 }
-                b'"' => {
-                    let start = self.i;
-                    self.string()?;
-                    if want != 0 {
-                        record(found, track, want, start..self.i);
-                    }
+                // An empty container: it is the value just parsed.
+                self.i += 1;
+                depth -= 1;
+                in_object = depth > 0 && stack[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 == 1;
+            } else {
+                match b {
+                    b't' => self.literal(b"true")?,
+                    b'f' => self.literal(b"false")?,
+                    b'n' => self.literal(b"null")?,
+                    _ => self.number()?,
                 }
-                b => {
-                    let start = self.i;
-                    match b {
-                        b't' => self.literal(b"true")?,
-                        b'f' => self.literal(b"false")?,
-                        b'n' => self.literal(b"null")?,
-                        _ => self.number()?,
-                    }
-                    if want != 0 {
-                        record(found, track, want, start..self.i);
-                    }
+                if want != 0 {
+                    record(found, track, want, start..self.i);
                 }
             }
-            // After a value: close containers or move to the next item.
+            // After a value: the next item, or close containers.
             loop {
                 let next = self.ws_peek();
                 if depth == 0 {
                     return next.is_none().then_some(());
                 }
-                let in_object = stack[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 == 1;
-                match (next?, in_object) {
-                    (b',', true) => {
-                        self.i += 1;
-                        want = self.key(depth, track)?;
-                        continue 'value;
-                    }
-                    (b',', false) => {
-                        self.i += 1;
-                        want = track.next_item(depth);
-                        continue 'value;
-                    }
-                    (b'}', true) | (b']', false) => {
-                        self.i += 1;
-                        depth -= 1;
-                    }
-                    _ => return None,
+                let next = next?;
+                self.i += 1;
+                if next == b',' {
+                    want = if in_object {
+                        self.key(depth, track)?
+                    } else {
+                        track.next_item(depth)
+                    };
+                    continue 'value;
                 }
+                if next != if in_object { b'}' } else { b']' } {
+                    return None;
+                }
+                depth -= 1;
+                in_object = depth > 0 && stack[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 == 1;
             }
         }
     }
