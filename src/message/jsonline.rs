@@ -235,6 +235,26 @@ fn skip_plain_sse2(s: &[u8], mut i: usize) -> Result<usize, usize> {
     Err(i)
 }
 
+/// How many of the 16 bytes at `i` are ASCII digits before the first that is not;
+/// `None` when fewer than 16 bytes are left.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn digits_sse2(s: &[u8], i: usize) -> Option<usize> {
+    use std::arch::x86_64::*;
+    if i + 16 > s.len() {
+        return None;
+    }
+    // SAFETY: SSE2 is part of the x86_64 baseline, and the 16 bytes read start at `i`
+    // with `i + 16 <= s.len()` (an unaligned load is allowed).
+    let digit = unsafe {
+        let v = _mm_loadu_si128(s.as_ptr().add(i).cast());
+        // A digit is v - '0' <= 9 unsigned, that is min(v - '0', 9) == v - '0'.
+        let d = _mm_sub_epi8(v, _mm_set1_epi8(b'0' as i8));
+        _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d)) as u32
+    };
+    Some((!digit | 1 << 16).trailing_zeros() as usize)
+}
+
 /// The portable eight-bytes-at-a-time scan. In each test a flag can be spurious only
 /// in a byte above a genuine one, so the lowest flag is always exact.
 #[inline(always)]
@@ -339,6 +359,16 @@ impl<const SIMD: bool> Parser<'_, SIMD> {
     #[inline]
     fn digits(&mut self) -> bool {
         let start = self.i;
+        #[cfg(target_arch = "x86_64")]
+        if SIMD {
+            // Timestamps and ids are 10-20 digits: 16 at a time.
+            while let Some(n) = digits_sse2(self.s, self.i) {
+                self.i += n;
+                if n < 16 {
+                    return self.i > start;
+                }
+            }
+        }
         while matches!(self.peek(), Some(b'0'..=b'9')) {
             self.i += 1;
         }
