@@ -620,6 +620,32 @@ mod tests {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn digit_scan_stops_at_the_first_non_digit() {
+        // Neighbours of '0'..'9' and bytes whose low bits look like digits.
+        for stop in [b'/', b':', b'.', b'e', b'-', 0x00, 0xb0, 0xff, b' '] {
+            for len in 16..40 {
+                for k in 0..len {
+                    let mut v: Vec<u8> = (0..len).map(|j| b'0' + (j % 10) as u8).collect();
+                    v[k] = stop;
+                    let want = k.min(16);
+                    for at in 0..=len - 16 {
+                        let got = digits_sse2(&v, at).unwrap();
+                        let expect = if at <= k {
+                            (k - at).min(16)
+                        } else {
+                            16.min(len - at)
+                        };
+                        assert_eq!(got, expect.min(16), "stop {stop:#x} at {k}, from {at}");
+                    }
+                    assert_eq!(digits_sse2(&v, 0), Some(want));
+                }
+                assert_eq!(digits_sse2(&vec![b'1'; len], len - 15), None);
+            }
+        }
+    }
+
     #[test]
     fn accepts_json_values() {
         for ok in [
