@@ -187,9 +187,6 @@ impl Track<'_> {
 /// Deepest nesting accepted: a bound on the check's state, not on real messages.
 const MAX_DEPTH: usize = 512;
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
 /// Index of the first byte at or after `i` that may end a run of plain string bytes
 /// (a quote, a backslash or a control character), or of the last few bytes' start.
 ///
@@ -200,16 +197,55 @@ const HI: u64 = 0x8080_8080_8080_8080;
 #[inline(always)]
 fn skip_plain<const SIMD: bool>(s: &[u8], i: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
-    let i = if SIMD {
-        match skip_plain_sse2(s, i) {
-            Ok(found) => return found,
-            Err(tail) => tail,
-        }
-    } else {
-        i
-    };
+    if SIMD {
+        return match skip_plain_sse2(s, i) {
+            Ok(found) => found,
+            Err(tail) => skip_plain_unaligned(s, tail),
+        };
+    }
     skip_plain_swar(s, i)
 }
+
+/// The last 15 bytes after the SSE2 scan: eight at a time with unaligned loads (cheap
+/// on x86_64); returns the first special byte's index or the last few bytes' start.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn skip_plain_unaligned(s: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = s.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap());
+        let m = SwarWord::special(w);
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i
+}
+
+/// Words the SWAR scan works on.
+trait SwarWord: Copy {
+    /// The high bit of each byte that is a quote, a backslash or a control byte. A
+    /// flag can be spurious only in a byte above a genuine one, so the lowest flag is
+    /// always exact.
+    fn special(self) -> Self;
+}
+
+macro_rules! swar_word {
+    ($t:ty) => {
+        impl SwarWord for $t {
+            #[inline(always)]
+            fn special(self) -> $t {
+                const LO: $t = <$t>::MAX / 0xff;
+                const HI: $t = LO << 7;
+                let zero_in = |v: $t| v.wrapping_sub(LO) & !v & HI;
+                let control = self.wrapping_sub(LO * 0x20) & !self & HI;
+                zero_in(self ^ (LO * b'"' as $t)) | zero_in(self ^ (LO * b'\\' as $t)) | control
+            }
+        }
+    };
+}
+swar_word!(u64);
+swar_word!(u32);
 
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -255,24 +291,68 @@ fn digits_sse2(s: &[u8], i: usize) -> Option<usize> {
     Some((!digit | 1 << 16).trailing_zeros() as usize)
 }
 
-/// The portable eight-bytes-at-a-time scan. In each test a flag can be spurious only
-/// in a byte above a genuine one, so the lowest flag is always exact.
+/// Bytes that may sit inside a string as they are (not a quote, a backslash or a
+/// control character).
+static PLAIN: [bool; 256] = {
+    let mut t = [true; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = false;
+        b += 1;
+    }
+    t[b'"' as usize] = false;
+    t[b'\\' as usize] = false;
+    t
+};
+
+/// The portable scan (ARM's): the first 8 bytes one by one (most strings end there),
+/// then up to a word boundary, then a word (8 bytes; 4 on 32-bit targets) at a time
+/// with integer arithmetic (SWAR), then the last bytes one by one; returns the index
+/// of the first quote, backslash or control byte, or the length. Aligned words,
+/// because ARMv6 (the Pi Zero) has strict alignment: there an unaligned word is
+/// assembled from byte loads.
 #[inline(always)]
 fn skip_plain_swar(s: &[u8], mut i: usize) -> usize {
-    while let Some(chunk) = s.get(i..i + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().unwrap());
-        let quote = w ^ (LO * b'"' as u64);
-        let backslash = w ^ (LO * b'\\' as u64);
-        let zero_in = |v: u64| v.wrapping_sub(LO) & !v & HI;
-        let control = w.wrapping_sub(LO * 0x20) & !w & HI;
-        let m = zero_in(quote) | zero_in(backslash) | control;
+    // Most strings (keys, symbols, sides) end within a few bytes: bytes first.
+    let Some(first) = s.get(i..(i + 8).min(s.len())) else {
+        return i;
+    };
+    for &b in first {
+        if !PLAIN[b as usize] {
+            return i;
+        }
+        i += 1;
+    }
+    let rest = &s[i..];
+    // SAFETY: every bit pattern is a valid Word; align_to only splits the slice.
+    let (head, words, tail) = unsafe { rest.align_to::<Word>() };
+    for &b in head {
+        if !PLAIN[b as usize] {
+            return i;
+        }
+        i += 1;
+    }
+    for &w in words {
+        let m = SwarWord::special(Word::from_le(w));
         if m != 0 {
             return i + (m.trailing_zeros() / 8) as usize;
         }
-        i += 8;
+        i += size_of::<Word>();
+    }
+    for &b in tail {
+        if !PLAIN[b as usize] {
+            return i;
+        }
+        i += 1;
     }
     i
 }
+
+/// The SWAR word: a register's width (32-bit ARM does 64-bit arithmetic in pairs).
+#[cfg(target_pointer_width = "64")]
+type Word = u64;
+#[cfg(not(target_pointer_width = "64"))]
+type Word = u32;
 
 struct Parser<'a, const SIMD: bool> {
     s: &'a [u8],
