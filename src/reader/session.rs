@@ -24,8 +24,10 @@ use crate::shutdown::Shutdown;
 use crate::status::counters::unix_ms;
 use crate::status::{Count, Stats};
 
-/// Longest sleep between reads of a busy socket (bounds the added latency).
-const MAX_COALESCE: Duration = Duration::from_millis(10);
+/// Longest sleep between reads of a busy socket (bounds the added latency). Each
+/// sleep is two wake-ups (the reader, then the writer with the batch): 30 ms keeps a
+/// 5,000 msg/s stream under 100 a second with every thread counted (10 ms: 238).
+const MAX_COALESCE: Duration = Duration::from_millis(30);
 /// Bytes the reader lets pile up in the socket buffer before it reads them.
 const COALESCE_TARGET_BYTES: f64 = 64.0 * 1024.0;
 /// Shortest sleep worth a system call.
