@@ -130,6 +130,17 @@ impl BatchTx {
         Ok(())
     }
 
+    /// `Sender::send_deadline`, waking the writer.
+    pub(crate) fn send_deadline(
+        &self,
+        batch: Batch,
+        deadline: Instant,
+    ) -> Result<(), SendTimeoutError<Batch>> {
+        self.tx.send_deadline(batch, deadline)?;
+        self.bell.ring();
+        Ok(())
+    }
+
     /// `Sender::try_send`, waking the writer.
     pub(crate) fn try_send(&self, batch: Batch) -> Result<(), TrySendError<Batch>> {
         self.tx.try_send(batch)?;
