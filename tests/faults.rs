@@ -512,17 +512,12 @@ impl Drop for Tmpfs {
     }
 }
 
-/// The disk-full scenario: output_dir on a 2 MiB tmpfs, nearly filled with ballast;
-/// the server sends `n` messages; the ballast is removed after the recorder has hit
-/// the wall for a while. Returns (setup, recorder CPU while the disk was full).
-fn disk_full(
-    on_full: &str,
-    n: u64,
-) -> Option<(Setup, Duration, Duration, String, serde_json::Value)> {
-    let server = Server::start(move |_, stream| {
+/// A server that sends messages 0..n with blocking sends, so that TCP back-pressure
+/// reaches it when the recorder stops reading, then holds the connection.
+fn blocking_sender(n: u64) -> Server {
+    Server::start(move |_, stream| {
         let (mut ws, _) = accept_subscribed(stream);
         thread::spawn(move || {
-            // Blocking sends: TCP back-pressure reaches this thread when the client stops reading.
             for i in 0..n {
                 if ws.send(Message::text(msg(i))).is_err() {
                     return;
@@ -530,7 +525,17 @@ fn disk_full(
             }
             hold(ws);
         });
-    });
+    })
+}
+
+/// The disk-full scenario: output_dir on a 2 MiB tmpfs, nearly filled with ballast;
+/// the server sends `n` messages; the ballast is removed after the recorder has hit
+/// the wall for a while. Returns (setup, recorder CPU while the disk was full).
+fn disk_full(
+    on_full: &str,
+    n: u64,
+) -> Option<(Setup, Duration, Duration, String, serde_json::Value)> {
+    let server = blocking_sender(n);
     let s = Setup::new(
         "diskfull",
         &server.url(),
@@ -1092,17 +1097,7 @@ fn current_file_moved_away_goes_on_in_a_new_file_without_loss_or_duplicate() {
 #[test]
 fn sigterm_with_the_disk_full_exits_within_3s_reporting_the_loss() {
     let n = 50_000;
-    let server = Server::start(move |_, stream| {
-        let (mut ws, _) = accept_subscribed(stream);
-        thread::spawn(move || {
-            for i in 0..n {
-                if ws.send(Message::text(msg(i))).is_err() {
-                    return;
-                }
-            }
-            hold(ws);
-        });
-    });
+    let server = blocking_sender(n);
     let s = Setup::new(
         "fullterm",
         &server.url(),
