@@ -20,7 +20,7 @@ use crate::status::{Count, Stats};
 use backoff::Backoff;
 use connect::Ws;
 use lines::LineSink;
-use session::{End, Session};
+use session::{Cause, End, Session};
 
 /// The reader thread's state, across connections.
 pub(crate) struct Reader<'a> {
@@ -65,37 +65,25 @@ impl<'a> Reader<'a> {
                     let (end, span) = self.connection(ws);
                     (end, None, Some(span))
                 }
-                Err(e) => (
-                    End::Lost {
-                        reason: e.reason,
-                        clean: false,
-                        oversize: false,
-                    },
-                    e.retry_after,
-                    None,
-                ),
+                Err(e) => (End::failed(e.reason), e.retry_after, None),
             };
             let delivered = span.as_ref().is_some_and(|s| s.messages > 0);
-            let (reason, clean, oversize) = match end {
+            let (reason, cause) = match end {
                 End::Quit => {
                     self.journal(span, "shutdown");
                     break;
                 }
-                End::Lost {
-                    reason,
-                    clean,
-                    oversize,
-                } => (reason, clean, oversize),
+                End::Lost { reason, cause } => (reason, cause),
             };
             self.journal(span, &reason);
             let url = &self.cfg.ws_url.url;
-            if clean {
+            if cause == Cause::ServerClosed {
                 log::info!("{url}: {reason}");
             } else {
                 log::warn!("{url}: {reason}");
                 self.stats.set_error(format!("{url}: {reason}"));
             }
-            if delivered && !oversize {
+            if delivered && cause != Cause::Oversize {
                 backoff.reset();
             }
             let delay = backoff.next_delay().max(retry_after.unwrap_or_default());
@@ -154,11 +142,7 @@ impl<'a> Reader<'a> {
                 }
             }
             ws.send(Message::text(self.lines.render(sub)))
-                .map_err(|e| End::Lost {
-                    reason: format!("sending the subscribe message: {e}"),
-                    clean: false,
-                    oversize: false,
-                })?;
+                .map_err(|e| End::failed(format!("sending the subscribe message: {e}")))?;
         }
         if !self.cfg.subscribe_messages.is_empty() {
             span.subscribed();

@@ -45,20 +45,29 @@ pub(crate) enum End {
     Lost {
         /// Why, in one line.
         reason: String,
-        /// A close frame from the server: logged as information, not as an error.
-        clean: bool,
-        /// A message over max_message_bytes ended it: it will come again, so the
-        /// back-off must grow even though data arrived.
-        oversize: bool,
+        /// What kind of end it was: decides the log level and the back-off.
+        cause: Cause,
     },
 }
 
+/// What ended a connection that is to be made again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// An error: a failed connect, a reset, a stale stream, a bad frame.
+    Failed,
+    /// A close frame from the server: logged as information, not as an error.
+    ServerClosed,
+    /// A message over max_message_bytes: it will come again, so the back-off must
+    /// grow even though data arrived.
+    Oversize,
+}
+
 impl End {
-    fn failed(reason: impl Into<String>) -> End {
+    /// A connection that failed for `reason`.
+    pub(crate) fn failed(reason: impl Into<String>) -> End {
         End::Lost {
             reason: reason.into(),
-            clean: false,
-            oversize: false,
+            cause: Cause::Failed,
         }
     }
 }
@@ -165,15 +174,9 @@ impl<'s, 'a> Session<'s, 'a> {
     fn on_message(&mut self, msg: Message) -> Result<(), End> {
         self.got_frame = true;
         match msg {
-            Message::Text(t) => {
-                self.bytes += t.len();
-                // The answer to our text ping (OKX, Bitget, BitMEX): traffic, not data.
-                if self.cfg.pong_text.as_deref() == Some(t.as_str()) {
-                    return Ok(());
-                }
-                if self.lines.accept(t.as_ref()) {
+            Message::Text(_) | Message::Binary(_) => {
+                if self.data(&msg) {
                     self.got_msg = true;
-                    self.span.message();
                     self.send_reply()?;
                 }
                 if self.lines.full() {
@@ -181,17 +184,6 @@ impl<'s, 'a> Session<'s, 'a> {
                     if self.shutdown.requested() {
                         return Err(self.close());
                     }
-                }
-            }
-            Message::Binary(b) => {
-                self.bytes += b.len();
-                if self.lines.accept_binary(&b) {
-                    self.got_msg = true;
-                    self.span.message();
-                    self.send_reply()?;
-                }
-                if self.lines.full() {
-                    self.ship()?;
                 }
             }
             Message::Close(frame) => {
@@ -208,14 +200,39 @@ impl<'s, 'a> Session<'s, 'a> {
                 let _ = self.ws.flush();
                 return Err(End::Lost {
                     reason,
-                    clean: true,
-                    oversize: false,
+                    cause: Cause::ServerClosed,
                 });
             }
             // Ping (tungstenite queues the pong), pong, raw frame: traffic, nothing else.
             _ => {}
         }
         Ok(())
+    }
+
+    /// The one data path of text and binary frames, in the read loop and in the close
+    /// window alike: counts the bytes, lets the message mechanisms judge the frame and
+    /// appends its line. True if a message was accepted.
+    #[inline]
+    fn data(&mut self, msg: &Message) -> bool {
+        let accepted = match msg {
+            Message::Text(t) => {
+                self.bytes += t.len();
+                // The answer to our text ping (OKX, Bitget, BitMEX): traffic, not data.
+                if self.cfg.pong_text.as_deref() == Some(t.as_str()) {
+                    return false;
+                }
+                self.lines.accept(t.as_ref())
+            }
+            Message::Binary(b) => {
+                self.bytes += b.len();
+                self.lines.accept_binary(b)
+            }
+            _ => false,
+        };
+        if accepted {
+            self.span.message();
+        }
+        accepted
     }
 
     /// Sends the reply to a heartbeat at once: venues drop a client that answers late.
@@ -324,8 +341,7 @@ impl<'s, 'a> Session<'s, 'a> {
                     self.cfg.max_message_bytes,
                     self.cfg.path.display()
                 ),
-                clean: false,
-                oversize: true,
+                cause: Cause::Oversize,
             };
         }
         End::failed(match e {
@@ -355,12 +371,11 @@ impl<'s, 'a> Session<'s, 'a> {
         }
         while Instant::now() < deadline {
             match self.ws.read() {
-                Ok(Message::Text(t)) => {
-                    if self.lines.accept(t.as_ref()) {
-                        self.span.message();
-                    }
+                // Recorded as in the read loop; no heartbeat reply: we are leaving.
+                Ok(msg) => {
+                    self.data(&msg);
+                    let _ = self.lines.take_reply();
                 }
-                Ok(_) => {}
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
