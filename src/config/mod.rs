@@ -227,16 +227,16 @@ impl Config {
         let output_dir = f.string(
             "output_dir",
             "./output",
-            "where the `.jsonl` files go (created if missing; relative to the working directory)",
+            "the directory the hourly `.jsonl` files are written to (created if missing; a relative path starts from the working directory)",
         )?;
         if output_dir.is_empty() {
             return Err(f.err("output_dir", "must not be empty"));
         }
 
-        let topic = f.take("topic", "topic to subscribe to; also the file name prefix");
+        let topic = f.take("topic", "the one topic to record: it replaces `{topic}` in `subscribe_message` and starts every file name");
         let topics = f.take(
             "topics",
-            "several topics on one connection, instead of `topic`",
+            "several topics on one connection, instead of `topic`: each topic gets its own files, and `route_by` says which message belongs to which",
         );
         let (topics, routing, field) = match (topic, topics) {
             (Some(_), Some(_)) => {
@@ -282,12 +282,12 @@ impl Config {
         // Declared whatever the mode, so that giving them with `topic` says why.
         let route_by = f.take(
             "route_by",
-            "with `topics`: JSON pointers to the values that name a message's topic, joined by `route_separator`",
+            "with `topics`: JSON pointers to the values in each message that name its topic, joined by `route_separator`",
         );
         let separator = f.string(
             "route_separator",
             ".",
-            "joins the `route_by` values into the route key",
+            "joins the `route_by` values into the route key (pick a text that never occurs in the values)",
         )?;
         let ids = f.take(
             "route_ids",
@@ -348,7 +348,7 @@ impl Config {
         let url = f.string(
             "ws_url",
             "wss://stream.bybit.com/v5/public/linear",
-            "endpoint, `ws://` or `wss://`",
+            "the WebSocket URL to record from, `ws://` or `wss://`",
         )?;
         let ws_url = url::parse_ws_url(&url).map_err(|p| f.err("ws_url", p))?;
         let command = f.string(
@@ -360,7 +360,7 @@ impl Config {
             "ws_url_command_timeout",
             10.0,
             0.1..=600.0,
-            "seconds `ws_url_command` may take",
+            "seconds `ws_url_command` may run; a command still running then is killed and the connect counts as failed",
         )?;
         let ws_url_command = (!command.is_empty()).then(|| UrlCommand {
             command,
@@ -368,7 +368,7 @@ impl Config {
         });
         let handshake_headers = match f.take(
             "handshake_headers",
-            "extra HTTP headers on the WebSocket upgrade request",
+            "extra HTTP headers (name to value) sent with the WebSocket upgrade request",
         ) {
             None => Vec::new(),
             Some(Value::Object(m)) => {
@@ -412,24 +412,24 @@ impl Config {
             "buffer_size",
             10_000,
             1..=MAX_BUFFER_SIZE,
-            "capacity, in messages, of the channel between reader and writer",
+            "how many messages may wait between the reader and the writer; when that many wait, `on_full` decides",
         )? as usize;
         let status_interval = f.seconds(
             "status_interval",
             30.0,
             0.0..=86_400.0,
-            "seconds between status lines in the log; `0` = none",
+            "seconds between status lines in the log and rewrites of `metrics_file`; `0` = neither",
         )?;
         let log_file = f.string(
             "log_file",
             "system.log",
-            "log file (appended to); `\"\"` = no log file",
+            "where the log goes (appended to; logrotate's `copytruncate` is safe); `\"\"` = no log file",
         )?;
-        let log_to_stdout = f.bool("log_to_stdout", false, "also log to stdout")?;
+        let log_to_stdout = f.bool("log_to_stdout", false, "also write the log to stdout")?;
         let status_socket = f.string(
             "status_socket",
             "/tmp/streamer.sock",
-            "Unix socket for `--status`; `\"\"` = none",
+            "the Unix socket `--status` asks (mode 0660: the user and group wsrec runs as); `\"\"` = no socket",
         )?;
         if status_socket.len() > MAX_SOCKET_PATH {
             return Err(f.err(
@@ -483,12 +483,12 @@ impl Config {
             "ping_interval",
             20.0,
             0.01..=86_400.0,
-            "seconds between keep-alive pings",
+            "seconds between the keep-alive pings wsrec sends",
         )?;
         let ping_message = f.string(
             "ping_message",
             r#"{"op":"ping"}"#,
-            "text sent as keep-alive; `\"\"` = a WebSocket protocol ping instead",
+            "the text wsrec sends as its keep-alive; `\"\"` = a WebSocket protocol ping instead",
         )?;
         let ping = if ping_message.is_empty() {
             Ping::Protocol
@@ -498,11 +498,11 @@ impl Config {
         let pong_text = f.string(
             "pong_text",
             "",
-            "a text frame equal to this (for example `pong`) answers the keep-alive: not written, not counted as refused",
+            "the venue's answer to a text ping when it is not JSON (for example `pong`): such a frame counts as traffic but is neither written nor counted as rejected",
         )?;
         let heartbeats = match f.take(
             "heartbeat_replies",
-            "rules that answer the server's heartbeats: `{\"has\": [pointers], \"equals\": {pointer: value}, \"reply\": template}`",
+            "rules that answer the pings and heartbeats the server sends: `{\"has\": [pointers], \"equals\": {pointer: value}, \"reply\": template}`",
         ) {
             None => Vec::new(),
             Some(v) => heartbeat_rules(v).map_err(|e| f.err("heartbeat_replies", e))?,
@@ -515,19 +515,19 @@ impl Config {
             "stale_timeout",
             60.0,
             0.05..=86_400.0,
-            "reconnect when nothing at all (data, pong, anything) arrived for this long",
+            "reconnect when nothing at all (data, pong, anything) arrived for this long; `--status` then reports unhealthy",
         )?;
         let initial = f.seconds(
             "reconnect_initial_delay",
             1.0,
             0.01..=86_400.0,
-            "first back-off delay",
+            "seconds to wait before the first reconnect; each failed attempt doubles it, with jitter, up to `reconnect_max_delay`",
         )?;
         let max = f.seconds(
             "reconnect_max_delay",
             60.0,
             0.01..=86_400.0,
-            "back-off ceiling",
+            "the longest wait between reconnects, in seconds",
         )?;
         if max < initial {
             return Err(f.err(
@@ -545,7 +545,7 @@ impl Config {
             "on_full",
             OnFull::Block,
             &[("block", OnFull::Block), ("drop", OnFull::Drop)],
-            "channel full: `block` (stop reading; TCP pushes back on the server; nothing dropped) or `drop` (drop and count, the Go streamer's behaviour)",
+            "what the reader does when `buffer_size` messages wait: `block` (stop reading; TCP pushes back on the server; nothing dropped) or `drop` (drop and count, the Go streamer's behaviour)",
         )?;
         let line_format = f.choice(
             "line_format",
@@ -554,7 +554,7 @@ impl Config {
                 ("raw", LineFormat::Raw),
                 ("timestamped", LineFormat::Timestamped),
             ],
-            "`raw` (the message as received) or `timestamped` (`{\"recv_ns\":…,\"msg\":…}`)",
+            "how each line is written: `raw` (the message as received) or `timestamped` (`{\"recv_ns\":…,\"msg\":…}`)",
         )?;
         let binary = f.choice(
             "binary_frames",
@@ -576,12 +576,12 @@ impl Config {
         let coverage_journal = f.bool(
             "coverage_journal",
             false,
-            "append one line per connection session to `<output_dir>/coverage.jsonl`",
+            "append one line per connection session to `<output_dir>/coverage.jsonl`, from which `wsrec gaps` tells where the record has holes",
         )?;
         let metrics_file = f.string(
             "metrics_file",
             "",
-            "Prometheus text file rewritten every `status_interval` (node_exporter textfile collector)",
+            "a Prometheus text file rewritten every `status_interval`, for node_exporter's textfile collector; `\"\"` = none",
         )?;
         let non_empty = |s: String| (!s.is_empty()).then(|| PathBuf::from(s));
         Ok(Config {
@@ -801,23 +801,23 @@ mod tests {
         assert!(e.contains("\"wait\" is not \"block\" or \"drop\""), "{e}");
     }
 
-    /// The README's config table has a row for every field, with the meaning declared
-    /// here: the declaration is the one definition, the README row its copy.
+    /// docs/configuration.md has a row for every field, with the meaning declared
+    /// here: the declaration is the one definition, the doc row its copy.
     #[test]
-    fn readme_documents_every_field() {
-        let readme = include_str!("../../README.md");
+    fn configuration_doc_documents_every_field() {
+        let doc = include_str!("../../docs/configuration.md");
         let path = Path::new("c.json");
         let mut f = Fields::new(path, Map::new());
         Config::declare(path, &mut f).unwrap();
         assert!(f.declared.len() >= 20, "{:?}", f.declared);
         for d in &f.declared {
-            let row = readme
+            let row = doc
                 .lines()
                 .find(|l| l.starts_with(&format!("| `{}` |", d.name)))
-                .unwrap_or_else(|| panic!("README has no config row for `{}`", d.name));
+                .unwrap_or_else(|| panic!("docs/configuration.md has no row for `{}`", d.name));
             assert!(
                 row.contains(d.meaning),
-                "README row for `{}` does not say what the code declares:\n  README: {row}\n  code:   {}",
+                "docs/configuration.md row for `{}` does not say what the code declares:\n  doc:  {row}\n  code: {}",
                 d.name,
                 d.meaning
             );
