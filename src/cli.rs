@@ -1,4 +1,4 @@
-//! Command-line flags (argh), accepting the seed's single-dash spellings.
+//! Command-line flags (argh), accepting the Go streamer's single-dash spellings.
 
 use argh::FromArgs;
 
@@ -65,7 +65,7 @@ pub(crate) struct GapsArgs {
     pub(crate) min_gap: f64,
 }
 
-/// Rewrites the seed's spellings (`-config x`, `-config=x`, `--config=x`) into argh's.
+/// Rewrites the Go streamer's spellings (`-config x`, `-config=x`, `--config=x`) into argh's.
 pub(crate) fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut out = Vec::new();
     for a in args {

@@ -1,4 +1,4 @@
-//! The status socket server: answers each connection with the status (the seed's line,
+//! The status socket server: answers each connection with the status (the Go streamer's line,
 //! or JSON when asked with `json\n`).
 //!
 //! One thread serves every client with `poll`, so a client that connects and sends
@@ -246,7 +246,7 @@ impl Client {
     }
 
     /// The request is optional: a client that sends nothing (or closes its side, as
-    /// `socat` does) gets the seed's line. The answer fits in the socket buffer, so a
+    /// `socat` does) gets the Go streamer's line. The answer fits in the socket buffer, so a
     /// non-blocking write either takes it whole or the client is not reading anyway.
     fn answer(&mut self, stats: &Stats) {
         let snap = stats.snapshot();
