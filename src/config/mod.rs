@@ -17,12 +17,14 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::message::RouteIdsSpec;
+use crate::message::Lookups;
 use crate::message::decode::Binary;
 use crate::message::heartbeat::RuleSpec;
-use crate::message::jsonline::Pointers;
+use crate::message::pong::PongText;
+use crate::message::route_ids::RouteIdsSpec;
 use crate::message::template::Template;
-use fields::{Fields, kind};
+use fields::Fields;
+pub(crate) use fields::{kind, scalars, strings};
 pub(crate) use url::{WsUrl, parse_ws_url};
 
 /// What the reader does when the channel to the writer is full.
@@ -30,14 +32,14 @@ pub(crate) use url::{WsUrl, parse_ws_url};
 pub(crate) enum OnFull {
     /// Stop reading until there is room; TCP pushes back on the server; nothing is dropped.
     Block,
-    /// Drop the frames that do not fit and count them (the seed's behaviour).
+    /// Drop the frames that do not fit and count them (the Go streamer's behaviour).
     Drop,
 }
 
 /// How each message is written to its line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LineFormat {
-    /// The message as received (the seed's format).
+    /// The message as received (the Go streamer's format).
     Raw,
     /// `{"recv_ns":<unix ns>,"msg":<message>}`.
     Timestamped,
@@ -64,9 +66,17 @@ pub(crate) enum Routing {
         route_by: Vec<String>,
         /// Joins their values.
         separator: String,
-        /// Per-connection ids learnt from the messages (`route_ids`).
-        ids: Option<RouteIdsSpec>,
     },
+}
+
+impl Routing {
+    /// What joins the route values (`""` with one topic).
+    pub(crate) fn separator(&self) -> &str {
+        match self {
+            Routing::Single => "",
+            Routing::ByKey { separator, .. } => separator,
+        }
+    }
 }
 
 /// A command whose output is the URL to connect to (`ws_url_command`).
@@ -106,9 +116,10 @@ pub(crate) struct Config {
     /// Pause between subscribe messages.
     pub(crate) subscribe_interval: Duration,
     /// A text frame equal to this is a keep-alive answer: not written, not refused.
-    pub(crate) pong_text: Option<String>,
-    /// Replies to the server's heartbeats.
-    pub(crate) heartbeats: Vec<RuleSpec>,
+    pub(crate) pong_text: PongText,
+    /// The pointers the JSON check finds for routing, heartbeat replies and
+    /// `route_ids`, resolved once here.
+    pub(crate) lookups: Lookups,
     /// What binary frames hold.
     pub(crate) binary: Binary,
     /// Extra headers on the upgrade request.
@@ -254,7 +265,6 @@ impl Config {
                     Routing::ByKey {
                         route_by: Vec::new(),
                         separator: String::new(),
-                        ids: None,
                     },
                     "topics",
                 )
@@ -329,18 +339,9 @@ impl Config {
                         ));
                     }
                 };
-                let mut probe = Pointers::default();
-                for p in &route_by {
-                    probe.add(p).map_err(|e| f.err("route_by", e))?;
-                }
-                let ids = match ids {
-                    None => None,
-                    Some(v) => Some(route_ids(v).map_err(|e| f.err("route_ids", e))?),
-                };
                 Routing::ByKey {
                     route_by,
                     separator,
-                    ids,
                 }
             }
         };
@@ -505,12 +506,18 @@ impl Config {
             "rules that answer the pings and heartbeats the server sends: `{\"has\": [pointers], \"equals\": {pointer: value}, \"reply\": template}`",
         ) {
             None => Vec::new(),
-            Some(v) => heartbeat_rules(v).map_err(|e| f.err("heartbeat_replies", e))?,
+            Some(v) => RuleSpec::parse_all(v).map_err(|e| f.err("heartbeat_replies", e))?,
         };
-        if let Routing::ByKey { route_by, ids, .. } = &routing {
-            crate::message::Lookups::new(route_by, &heartbeats, ids.as_ref())
-                .map_err(|e| f.err("heartbeat_replies", e))?;
-        }
+        let route_ids = ids
+            .map(RouteIdsSpec::parse)
+            .transpose()
+            .map_err(|e| f.err("route_ids", e))?;
+        let route_by: &[String] = match &routing {
+            Routing::ByKey { route_by, .. } => route_by,
+            Routing::Single => &[],
+        };
+        let lookups = Lookups::new(route_by, &heartbeats, route_ids.as_ref())
+            .map_err(|(field, e)| f.err(field, e))?;
         let stale_timeout = f.seconds(
             "stale_timeout",
             60.0,
@@ -597,8 +604,8 @@ impl Config {
             status_socket: non_empty(status_socket),
             subscribe_messages,
             subscribe_interval: secs(subscribe_interval),
-            pong_text: (!pong_text.is_empty()).then_some(pong_text),
-            heartbeats,
+            pong_text: PongText::parse(pong_text),
+            lookups,
             binary,
             handshake_headers,
             ws_url_command,
@@ -614,126 +621,6 @@ impl Config {
             metrics_file: non_empty(metrics_file),
         })
     }
-}
-
-/// The strings of a JSON array, or the kind of the first item that is not one.
-fn strings(items: Vec<Value>) -> Result<Vec<String>, &'static str> {
-    items
-        .into_iter()
-        .map(|v| match v {
-            Value::String(s) => Ok(s),
-            v => Err(kind(&v)),
-        })
-        .collect()
-}
-
-/// Parses `route_ids`.
-fn route_ids(v: Value) -> Result<RouteIdsSpec, String> {
-    let Value::Object(mut m) = v else {
-        return Err(format!("expected an object, got {}", kind(&v)));
-    };
-    let when = match m.remove("when") {
-        Some(Value::Object(w)) if !w.is_empty() => equals(w)?,
-        _ => return Err("\"when\" must be an object of pointers to values".into()),
-    };
-    let id = match m.remove("id") {
-        Some(Value::String(s)) => s,
-        _ => return Err("\"id\" must be a JSON pointer".into()),
-    };
-    let key = match m.remove("key") {
-        Some(Value::Array(a)) if !a.is_empty() => {
-            strings(a).map_err(|k| format!("\"key\": expected pointers, found {k}"))?
-        }
-        _ => return Err("\"key\" must be an array of JSON pointers".into()),
-    };
-    if let Some(k) = m.keys().next() {
-        return Err(format!("unknown key \"{k}\" (known: when, id, key)"));
-    }
-    let mut probe = Pointers::default();
-    for p in when.iter().map(|(p, _)| p).chain([&id]).chain(&key) {
-        probe.add(p)?;
-    }
-    Ok(RouteIdsSpec { when, id, key })
-}
-
-/// An `equals`/`when` object: pointer -> the compact JSON text of a scalar.
-fn equals(m: Map<String, Value>) -> Result<Vec<(String, String)>, String> {
-    m.into_iter()
-        .map(|(p, v)| {
-            if v.is_object() || v.is_array() {
-                Err(format!(
-                    "\"{p}\": only a string, number, true, false or null can be compared"
-                ))
-            } else {
-                Ok((p, v.to_string()))
-            }
-        })
-        .collect()
-}
-
-/// Parses `heartbeat_replies`.
-fn heartbeat_rules(v: Value) -> Result<Vec<RuleSpec>, String> {
-    let Value::Array(items) = v else {
-        return Err(format!("expected an array of rules, got {}", kind(&v)));
-    };
-    let mut probe = Pointers::default();
-    let mut rules = Vec::with_capacity(items.len());
-    for (n, item) in items.into_iter().enumerate() {
-        let Value::Object(mut rule) = item else {
-            return Err(format!("rule {n}: expected an object, got {}", kind(&item)));
-        };
-        let has = match rule.remove("has") {
-            None => Vec::new(),
-            Some(Value::Array(a)) => strings(a)
-                .map_err(|k| format!("rule {n}: \"has\": expected pointers, found {k}"))?,
-            Some(v) => {
-                return Err(format!(
-                    "rule {n}: \"has\": expected an array, got {}",
-                    kind(&v)
-                ));
-            }
-        };
-        let equals = match rule.remove("equals") {
-            None => Vec::new(),
-            Some(Value::Object(m)) => {
-                equals(m).map_err(|e| format!("rule {n}: \"equals\": {e}"))?
-            }
-            Some(v) => {
-                return Err(format!(
-                    "rule {n}: \"equals\": expected an object, got {}",
-                    kind(&v)
-                ));
-            }
-        };
-        if has.is_empty() && equals.is_empty() {
-            return Err(format!("rule {n}: give \"has\" or \"equals\" (or both)"));
-        }
-        let reply = match rule.remove("reply") {
-            Some(Value::String(s)) if !s.is_empty() => {
-                Template::parse(&s, true).map_err(|e| format!("rule {n}: \"reply\": {e}"))?
-            }
-            _ => {
-                return Err(format!(
-                    "rule {n}: \"reply\" must be the reply message (a non-empty string)"
-                ));
-            }
-        };
-        if let Some(k) = rule.keys().next() {
-            return Err(format!(
-                "rule {n}: unknown key \"{k}\" (known: has, equals, reply)"
-            ));
-        }
-        for p in has
-            .iter()
-            .chain(equals.iter().map(|(p, _)| p))
-            .map(String::as_str)
-            .chain(reply.pointers())
-        {
-            probe.add(p).map_err(|e| format!("rule {n}: {e}"))?;
-        }
-        rules.push(RuleSpec { has, equals, reply });
-    }
-    Ok(rules)
 }
 
 #[cfg(test)]
@@ -759,7 +646,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_seed() {
+    fn defaults_match_the_go_streamer() {
         let c = load("{}").unwrap();
         assert_eq!(c.topics, ["publicTrade.BTCUSDT"]);
         assert_eq!(c.routing, Routing::Single);

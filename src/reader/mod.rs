@@ -7,8 +7,6 @@ mod connect;
 mod lines;
 mod session;
 
-use std::sync::atomic::Ordering::Relaxed;
-
 use tungstenite::Message;
 
 use crate::batch::ReaderSide;
@@ -112,7 +110,7 @@ impl<'a> Reader<'a> {
         if self.stats.add(Count::Connects, 1) > 0 {
             self.stats.add(Count::Reconnects, 1);
         }
-        self.stats.connected.store(true, Relaxed);
+        self.stats.set_connected(true);
         log::info!("connected to {}", self.cfg.ws_url.url);
         let end = match self.subscribe(&mut ws, &mut span) {
             Ok(()) => match Session::new(
@@ -129,7 +127,7 @@ impl<'a> Reader<'a> {
             },
             Err(end) => end,
         };
-        self.stats.connected.store(false, Relaxed);
+        self.stats.set_connected(false);
         (end, span)
     }
 

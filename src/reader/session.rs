@@ -9,7 +9,6 @@
 
 use std::io::ErrorKind;
 use std::net::TcpStream;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tungstenite::protocol::frame::CloseFrame;
@@ -17,9 +16,11 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Error as WsError, Message};
 
 use super::connect::{Ws, tcp_of};
-use super::lines::{LineSink, Shipped};
+use super::lines::LineSink;
+use crate::batch::Shipped;
 use crate::config::{Config, Ping};
 use crate::journal::coverage::{Coverage, Span};
+use crate::message::Frame;
 use crate::shutdown::Shutdown;
 use crate::status::counters::unix_ms;
 use crate::status::{Count, Stats};
@@ -214,21 +215,18 @@ impl<'s, 'a> Session<'s, 'a> {
     /// appends its line. True if a message was accepted.
     #[inline]
     fn data(&mut self, msg: &Message) -> bool {
-        let accepted = match msg {
+        let frame = match msg {
             Message::Text(t) => {
                 self.bytes += t.len();
-                // The answer to our text ping (OKX, Bitget, BitMEX): traffic, not data.
-                if self.cfg.pong_text.as_deref() == Some(t.as_str()) {
-                    return false;
-                }
-                self.lines.accept(t.as_ref())
+                Frame::Text(t.as_bytes())
             }
             Message::Binary(b) => {
                 self.bytes += b.len();
-                self.lines.accept_binary(b)
+                Frame::Binary(b)
             }
-            _ => false,
+            _ => return false,
         };
+        let accepted = self.lines.accept(frame);
         if accepted {
             self.span.message();
         }
@@ -269,10 +267,9 @@ impl<'s, 'a> Session<'s, 'a> {
             self.got_frame = false;
             self.paused = false;
             let ms = unix_ms();
-            self.stats.last_frame_ms.store(ms, Relaxed);
+            self.stats.received_at(ms, self.got_msg);
             if self.got_msg {
                 self.got_msg = false;
-                self.stats.last_message_ms.store(ms, Relaxed);
                 self.span.seen_until(ms);
             }
         }

@@ -197,14 +197,14 @@ pub(crate) struct Stats {
     started_unix: f64,
     counts: [AtomicU64; COUNTERS.len()],
     /// Messages in the channel between reader and writer.
-    pub(crate) queue_depth: AtomicU64,
+    queue_depth: AtomicU64,
     queue_capacity: u64,
     /// Whether the reader holds an open connection.
-    pub(crate) connected: AtomicBool,
+    connected: AtomicBool,
     /// Unix time in ms of the last frame of any kind received (0 = none yet).
-    pub(crate) last_frame_ms: AtomicU64,
+    last_frame_ms: AtomicU64,
     /// Unix time in ms of the last message accepted (0 = none yet).
-    pub(crate) last_message_ms: AtomicU64,
+    last_message_ms: AtomicU64,
     /// Seconds after which a silent stream counts as stale (for the health verdict).
     stale_after_s: f64,
     /// The file the writer wrote last.
@@ -248,6 +248,31 @@ impl Stats {
     /// A counter's value.
     pub(crate) fn get(&self, c: Count) -> u64 {
         self.counts[c as usize].load(Relaxed)
+    }
+
+    /// `n` messages entered the channel to the writer.
+    #[inline]
+    pub(crate) fn queue_in(&self, n: u64) {
+        self.queue_depth.fetch_add(n, Relaxed);
+    }
+
+    /// `n` messages left the channel (written, or given up).
+    #[inline]
+    pub(crate) fn queue_out(&self, n: u64) {
+        self.queue_depth.fetch_sub(n, Relaxed);
+    }
+
+    /// The reader holds an open connection, or no longer does.
+    pub(crate) fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Relaxed);
+    }
+
+    /// A frame of any kind arrived at Unix time `ms`; `message` if one was accepted.
+    pub(crate) fn received_at(&self, ms: u64, message: bool) {
+        self.last_frame_ms.store(ms, Relaxed);
+        if message {
+            self.last_message_ms.store(ms, Relaxed);
+        }
     }
 
     /// Remembers `err` as the last error.
@@ -351,7 +376,7 @@ impl Snapshot {
         self.connected && fresh
     }
 
-    /// The seed's status line: `Uptime: 12m34s | Total Msgs: 152340 | Rate: 7260.12 msg/min`.
+    /// The Go streamer's status line: `Uptime: 12m34s | Total Msgs: 152340 | Rate: 7260.12 msg/min`.
     pub(crate) fn line(&self) -> String {
         format!(
             "Uptime: {} | Total Msgs: {} | Rate: {:.2} msg/min",
@@ -407,7 +432,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_line_format() {
+    fn go_streamer_line_format() {
         let s = Stats::new(10, 60.0);
         s.add(Count::Messages, 152_340);
         let line = s.snapshot().line();

@@ -14,7 +14,6 @@ mod hourfile;
 
 use std::fs;
 use std::io;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
@@ -128,9 +127,7 @@ impl<'a> Writer<'a> {
             let deadline = self.next_deadline();
             match self.side.rx.recv_deadline(deadline) {
                 Ok(batch) => {
-                    self.stats
-                        .queue_depth
-                        .fetch_sub(batch.lines as u64, Relaxed);
+                    self.stats.queue_out(batch.lines as u64);
                     self.write_batch(batch);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
