@@ -11,6 +11,7 @@ use crate::cli::{Args, Command};
 use crate::clock::Timing;
 use crate::config::Config;
 use crate::error::Fatal;
+use crate::exit_codes::Exit;
 use crate::journal::gaps;
 use crate::logging;
 use crate::presets;
@@ -19,9 +20,6 @@ use crate::shutdown::Shutdown;
 use crate::status::{self, Count, Stats, StatusServer};
 use crate::writer::{self, Writer};
 
-/// Exit code of a recording that ended with lines the disk did not take before the
-/// shutdown's deadline (the log says how many).
-const EXIT_LOST_AT_SHUTDOWN: u8 = 4;
 /// How long past the shutdown's deadline the reader and writer may take to finish (the
 /// close handshake, the files' fsync) before the process exits without them: a write
 /// or fsync stuck in the kernel (a dead NFS server, a failing SD card) must not hold
@@ -32,7 +30,7 @@ const FINISH_GRACE: Duration = Duration::from_millis(900);
 pub(crate) fn run(args: Args) -> Result<u8, Fatal> {
     if args.version {
         println!("wsrec {}", env!("CARGO_PKG_VERSION"));
-        return Ok(0);
+        return Ok(Exit::Success.into());
     }
     if args.json && !args.status {
         return Err(Fatal::Usage("--json goes with --status".into()));
@@ -167,13 +165,14 @@ fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
 fn report_lost(stats: &Stats) -> u8 {
     let lines = stats.get(Count::LostAtShutdownLines);
     if lines == 0 {
-        return 0;
+        return Exit::Success.into();
     }
     log::error!(
-        "shutdown: {lines} lines ({} bytes) could not be written: the disk did not take them before the shutdown deadline; exit code {EXIT_LOST_AT_SHUTDOWN}",
-        stats.get(Count::LostAtShutdownBytes)
+        "shutdown: {lines} lines ({} bytes) could not be written: the disk did not take them before the shutdown deadline; exit code {}",
+        stats.get(Count::LostAtShutdownBytes),
+        u8::from(Exit::LostAtShutdown)
     );
-    EXIT_LOST_AT_SHUTDOWN
+    Exit::LostAtShutdown.into()
 }
 
 /// Ends the process when the reader or writer is stuck past the shutdown's deadline

@@ -31,7 +31,7 @@
 //! - `clock`: wall-clock time, file periods, the intervals tests shorten.
 //! - `presets`: `wsrec init NAME` configs for known venues.
 //! - `logging`, `ratelimit`: the log, and log lines that could repeat per message.
-//! - `error`: fatal errors and their exit codes.
+//! - `error`: fatal errors; `exit_codes`: every exit status, in one enum.
 
 #![warn(missing_docs)]
 
@@ -41,6 +41,7 @@ mod cli;
 mod clock;
 mod config;
 mod error;
+mod exit_codes;
 mod journal;
 mod logging;
 mod message;

@@ -4,33 +4,26 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-
 use super::coverage::FILE_NAME;
 use crate::cli::GapsArgs;
+use crate::clock::unix_ms;
 use crate::error::Fatal;
-use crate::status::counters::unix_ms;
+use crate::exit_codes::Exit;
 
 /// Parses Unix seconds (integer or fraction) or an RFC 3339 time into Unix ms.
 fn parse_time(s: &str) -> Result<u64, Fatal> {
     if let Ok(secs) = s.parse::<f64>() {
         return Ok((secs * 1000.0) as u64);
     }
-    OffsetDateTime::parse(s, &Rfc3339)
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as u64)
-        .map_err(|e| {
-            Fatal::Usage(format!(
-                "gaps: \"{s}\" is neither Unix seconds nor RFC 3339: {e}"
-            ))
-        })
+    crate::clock::parse_rfc3339_ms(s).map_err(|e| {
+        Fatal::Usage(format!(
+            "gaps: \"{s}\" is neither Unix seconds nor RFC 3339: {e}"
+        ))
+    })
 }
 
 fn fmt_ms(ms: u64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
+    crate::clock::rfc3339_ms(ms)
 }
 
 /// The covered windows `[start, end)` in Unix ms, from the journal's lines.
@@ -150,7 +143,7 @@ pub(crate) fn run(output_dir: &Path, args: &GapsArgs) -> Result<u8, Fatal> {
         fmt_ms(from),
         fmt_ms(to)
     );
-    Ok(0)
+    Ok(Exit::Success.into())
 }
 
 #[cfg(test)]

@@ -18,11 +18,11 @@ use tungstenite::{Error as WsError, Message};
 use super::connect::{Ws, tcp_of};
 use super::lines::LineSink;
 use crate::batch::Shipped;
+use crate::clock::unix_ms;
 use crate::config::{Config, Ping};
 use crate::journal::coverage::{Coverage, Span};
 use crate::message::Frame;
 use crate::shutdown::Shutdown;
-use crate::status::counters::unix_ms;
 use crate::status::{Count, Stats};
 
 /// Longest sleep between reads of a busy socket (bounds the added latency). Each

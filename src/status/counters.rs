@@ -8,7 +8,9 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
+
+use crate::clock::unix_ms;
 
 use serde_json::{Value, json};
 
@@ -211,14 +213,6 @@ pub(crate) struct Stats {
     current_file: Mutex<String>,
     /// The last error seen by any thread.
     last_error: Mutex<String>,
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Stats {

@@ -9,9 +9,9 @@ use std::time::Duration;
 use crate::error::Fatal;
 
 /// Exit code of `--status` when the recorder runs but is disconnected or stale.
-const EXIT_UNHEALTHY: u8 = 3;
+const EXIT_UNHEALTHY: u8 = crate::exit_codes::Exit::Unhealthy as u8;
 /// Exit code of `--status` when no instance answers.
-const EXIT_NO_INSTANCE: u8 = 1;
+const EXIT_NO_INSTANCE: u8 = crate::exit_codes::Exit::Failure as u8;
 
 /// Asks the instance on `path` for its status; prints it; returns the exit code
 /// (0 healthy, [`EXIT_UNHEALTHY`], or [`EXIT_NO_INSTANCE`] with a message).

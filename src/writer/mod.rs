@@ -277,20 +277,20 @@ impl<'a> Writer<'a> {
             let what = if newest > batch_period {
                 format!(
                     "the clock ({}) is behind the newest hour file in {} ({})",
-                    utc(clock::now().as_secs()),
+                    clock::rfc3339_secs(clock::now().as_secs()),
                     self.cfg.output_dir.display(),
-                    utc(newest)
+                    clock::rfc3339_secs(newest)
                 )
             } else {
                 format!(
                     "the clock's hour ({}) is already compressed in {}",
-                    utc(batch_period),
+                    clock::rfc3339_secs(batch_period),
                     self.cfg.output_dir.display()
                 )
             };
             log::warn!(
                 "{what}: is the time synchronised yet? Writing to the {} hour until the clock reaches it",
-                utc(wanted)
+                clock::rfc3339_secs(wanted)
             );
         }
         match (self.period, self.last_closed) {
@@ -418,7 +418,7 @@ impl<'a> Writer<'a> {
                     log::warn!(
                         "{} is compressed, so its hour is closed; writing to the next hour ({}) instead",
                         path.display(),
-                        utc(next)
+                        clock::rfc3339_secs(next)
                     );
                     self.close_files();
                     self.period = Some(next);
@@ -440,15 +440,4 @@ impl<'a> Writer<'a> {
         f.append(bytes)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.path().display())))
     }
-}
-
-/// `2026-11-25T03:00:00Z` for a Unix time, for log lines people read.
-fn utc(unix_secs: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix_secs as i64)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix_secs.to_string())
 }
