@@ -17,7 +17,7 @@ use crate::logging;
 use crate::presets;
 use crate::reader::Reader;
 use crate::shutdown::Shutdown;
-use crate::status::{self, Count, Stats, StatusServer};
+use crate::status::{self, Count, Report, Stats, StatusServer};
 use crate::writer::{self, Writer};
 
 /// How long past the shutdown's deadline the reader and writer may take to finish (the
@@ -110,12 +110,15 @@ fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
     let (reader_side, writer_side) = batch::channel(cfg.buffer_size);
 
     thread::scope(|scope| -> Result<(), Fatal> {
-        let status_thread = match server.as_mut() {
-            Some(server) => Some(spawn(scope, "status", move || {
-                server.serve(stats, shutdown)
-            })?),
-            None => None,
-        };
+        let mut report = Report::new(cfg.status_interval, cfg.metrics_file.clone());
+        let server = server.as_mut();
+        let status_thread = spawn(scope, "status", move || {
+            match server {
+                Some(server) => server.serve(stats, shutdown, &mut report),
+                None => report.run(stats, shutdown),
+            }
+            report.finish(stats);
+        })?;
         let writer = Writer::new(cfg, stats, shutdown, writer_side, timing);
         let writer = spawn(scope, "writer", move || writer.run());
         let reader = Reader::new(cfg, stats, shutdown, reader_side, timing);
@@ -150,9 +153,7 @@ fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
             }
         };
         shutdown.release_status();
-        if let Some(t) = status_thread {
-            let _ = t.join();
-        }
+        let _ = status_thread.join();
         started
     })?;
     drop(server);

@@ -1,7 +1,7 @@
 //! The writer thread: takes batches off the channel and appends them to the period's
 //! files; rotates and closes files at the end of each period; retries failed writes
 //! with back-off, holding the batch (and so, through the bounded channel, pausing the
-//! reader) until the disk takes it; logs the status line on its interval.
+//! reader) until the disk takes it.
 //!
 //! About once a second it checks that each open file's path still leads to it: a file
 //! deleted with output_dir, or moved away, is noticed within a few seconds, and writing
@@ -24,7 +24,6 @@ use crate::config::{Config, ConfigError};
 use crate::message::route;
 use crate::ratelimit::RateLimited;
 use crate::shutdown::Shutdown;
-use crate::status::metrics;
 use crate::status::{Count, Stats};
 use hourfile::{HourFile, PathState};
 
@@ -76,7 +75,6 @@ pub(crate) struct Writer<'a> {
     last_closed: Option<u64>,
     /// Open files of that period (usually one; one per topic in multi-topic mode).
     files: Vec<(Dest, HourFile)>,
-    next_status: Option<Instant>,
     /// When the open files' paths are checked next.
     next_check: Instant,
     /// The lowest period that may be opened: the newest hour on disk, or the one
@@ -96,7 +94,6 @@ impl<'a> Writer<'a> {
         side: WriterSide,
         timing: Timing,
     ) -> Writer<'a> {
-        let next_status = cfg.status_interval.map(|i| Instant::now() + i);
         Writer {
             cfg,
             stats,
@@ -113,7 +110,6 @@ impl<'a> Writer<'a> {
             period: None,
             last_closed: None,
             files: Vec::new(),
-            next_status,
             next_check: Instant::now() + PATH_CHECK,
             floor: 0,
             warned_behind: None,
@@ -136,7 +132,6 @@ impl<'a> Writer<'a> {
             self.on_timers();
         }
         self.close_files();
-        self.write_metrics();
         log::info!("writer: all lines written, files closed");
     }
 
@@ -146,9 +141,6 @@ impl<'a> Writer<'a> {
         if let Some(p) = self.period {
             let end = Duration::from_secs(p) + self.periods.len() + self.close_grace;
             deadline = deadline.min(now + end.saturating_sub(clock::now()));
-        }
-        if let Some(s) = self.next_status {
-            deadline = deadline.min(s);
         }
         if !self.files.is_empty() {
             deadline = deadline.min(self.next_check);
@@ -166,21 +158,6 @@ impl<'a> Writer<'a> {
         if Instant::now() >= self.next_check {
             self.next_check = Instant::now() + PATH_CHECK;
             self.check_paths();
-        }
-        if let (Some(at), Some(every)) = (self.next_status, self.cfg.status_interval) {
-            if Instant::now() >= at {
-                log::info!("{}", self.stats.snapshot().line());
-                self.write_metrics();
-                self.next_status = Some(Instant::now() + every);
-            }
-        }
-    }
-
-    fn write_metrics(&self) {
-        if let Some(path) = &self.cfg.metrics_file {
-            if let Err(e) = metrics::write_file(path, &self.stats.snapshot()) {
-                log::warn!("metrics_file {}: {e}", path.display());
-            }
         }
     }
 
