@@ -374,16 +374,26 @@ fn status_refused_by_the_sockets_permissions_says_so() {
     let s = Setup::new("nc-perm", &server.url(), json!({}));
     let _rec = s.start();
     s.wait_status();
-    let root = unsafe { libc::geteuid() } == 0;
+    // A socket nobody may write to. Root passes every permission check through
+    // CAP_DAC_OVERRIDE (and CAP_DAC_READ_SEARCH): the probe runs without them, as an
+    // unprivileged monitoring user would. (Not by switching to another user: the
+    // binary may sit in a directory only root can enter.)
+    fs::set_permissions(&s.socket, fs::Permissions::from_mode(0o000)).unwrap();
     let mut probe = Command::new(bin());
     probe.arg("--config").arg(&s.config).arg("--status");
-    if root {
-        // Root passes every permission check: ask as nobody, as a monitoring user would.
-        fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        fs::set_permissions(&s.config, fs::Permissions::from_mode(0o644)).unwrap();
-        probe.uid(65534).gid(65534);
-    } else {
-        fs::set_permissions(&s.socket, fs::Permissions::from_mode(0o000)).unwrap();
+    if unsafe { libc::geteuid() } == 0 {
+        unsafe {
+            probe.pre_exec(|| {
+                for cap in [1, 2] {
+                    // CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH: out of the bounding set,
+                    // so that exec does not give them back to uid 0.
+                    if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
     }
     let out = probe.output().unwrap();
     let err = text(&out.stderr);
