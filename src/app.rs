@@ -33,12 +33,22 @@ pub(crate) fn run(args: Args) -> Result<u8, Fatal> {
         return Ok(Exit::Success.into());
     }
     if args.json && !args.status {
-        return Err(Fatal::Usage("--json goes with --status".into()));
+        return Err(Fatal::Usage(
+            "--json goes with --status (see `wsrec --help`)".into(),
+        ));
     }
     if let Some(Command::Init(i)) = &args.command {
         return presets::run(i.name.as_deref());
     }
-    let cfg = Config::load(Path::new(&args.config))?;
+    let path = Path::new(&args.config);
+    if path.try_exists().ok() == Some(false) {
+        return Err(Fatal::Usage(format!(
+            "config {}: cannot read: no such file; name the config with --config PATH, or write one with `wsrec init NAME > {}` (`wsrec init` lists the venue presets)",
+            path.display(),
+            path.display()
+        )));
+    }
+    let cfg = Config::load(path)?;
     if let Some(Command::Gaps(g)) = &args.command {
         return gaps::run(&cfg.output_dir, g);
     }
@@ -49,7 +59,7 @@ pub(crate) fn run(args: Args) -> Result<u8, Fatal> {
             .ok_or_else(|| cfg.error("status_socket", "is empty, so there is nothing to ask"))?;
         return status::query(path, args.json);
     }
-    record(cfg, args.debug)
+    record(cfg, args.debug, &args.config)
 }
 
 /// Starts a named thread in `scope`.
@@ -65,7 +75,7 @@ fn spawn<'scope, 'env>(
 }
 
 /// Records until SIGINT/SIGTERM.
-fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
+fn record(cfg: Config, debug: bool, config_arg: &str) -> Result<u8, Fatal> {
     logging::init(&cfg, debug)?;
     let shutdown = Arc::new(
         Shutdown::new()
@@ -92,6 +102,21 @@ fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
         cfg.ws_url.url,
         cfg.output_dir.display(),
         cfg.topics.join(", ")
+    );
+    // One line on stderr whatever it is (a terminal, the journal): where things go.
+    let log = match &cfg.log_file {
+        Some(p) => format!("log in {}", p.display()),
+        None if cfg.log_to_stdout || debug => "log on stdout".to_string(),
+        None => "no log (log_file is empty)".to_string(),
+    };
+    let status = match &cfg.status_socket {
+        Some(_) => format!("; `wsrec --config {config_arg} --status` tells how it goes"),
+        None => String::new(),
+    };
+    eprintln!(
+        "wsrec: recording {} into {}; {log}{status}",
+        cfg.ws_url.url,
+        cfg.output_dir.display()
     );
 
     {

@@ -102,6 +102,24 @@ pub(crate) fn gaps_in(windows: &[(u64, u64)], from: u64, to: u64) -> Vec<(u64, u
 
 /// Prints the gaps for `output_dir`'s journal; exit code 0.
 pub(crate) fn run(output_dir: &Path, args: &GapsArgs) -> Result<u8, Fatal> {
+    // The flags first: a wrong range is the user's to fix, whatever the journal holds.
+    let given_from = args.from.as_deref().map(parse_time).transpose()?;
+    let given_to = args.to.as_deref().map(parse_time).transpose()?;
+    if let (Some(from), Some(to)) = (given_from, given_to) {
+        if to < from {
+            return Err(Fatal::Usage(format!(
+                "gaps: --to {} is before --from {}",
+                fmt_ms(to),
+                fmt_ms(from)
+            )));
+        }
+    }
+    if args.min_gap.is_nan() || args.min_gap < 0.0 {
+        return Err(Fatal::Usage(format!(
+            "gaps: --min-gap {} must be 0 or more seconds",
+            args.min_gap
+        )));
+    }
     let path = output_dir.join(FILE_NAME);
     let journal = std::fs::read_to_string(&path).map_err(|e| {
         Fatal::Other(format!(
@@ -111,14 +129,16 @@ pub(crate) fn run(output_dir: &Path, args: &GapsArgs) -> Result<u8, Fatal> {
     })?;
     let now = unix_ms();
     let windows = covered(&journal, now);
-    let from = match &args.from {
-        Some(s) => parse_time(s)?,
-        None => windows.first().map(|w| w.0).unwrap_or(now),
-    };
-    let to = match &args.to {
-        Some(s) => parse_time(s)?,
-        None => now,
-    };
+    let to = given_to.unwrap_or(now);
+    // By default from the first session, but never past the end the user gave.
+    let from = given_from.unwrap_or_else(|| windows.first().map_or(now, |w| w.0).min(to));
+    if to < from {
+        return Err(Fatal::Usage(format!(
+            "gaps: --from {} is in the future (--to defaults to now, {})",
+            fmt_ms(from),
+            fmt_ms(to)
+        )));
+    }
     let min = (args.min_gap * 1000.0) as u64;
     let gaps: Vec<_> = gaps_in(&windows, from, to)
         .into_iter()
