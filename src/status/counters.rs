@@ -179,6 +179,68 @@ pub(crate) const COUNTERS: [CounterDef; 16] = [
     ),
 ];
 
+/// A figure that goes up and down (Prometheus gauges). The discriminant is the index
+/// into [`GAUGES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gauge {
+    /// 1 while the recorder runs.
+    Up,
+    /// Seconds since start.
+    Uptime,
+    /// 1 while connected.
+    Connected,
+    /// Messages in the channel to the writer.
+    QueueDepth,
+    /// The channel's capacity in messages.
+    QueueCapacity,
+    /// Seconds since the last accepted message (since start, before the first).
+    LastMessageAge,
+}
+
+/// How a gauge appears in the metrics file.
+pub(crate) struct GaugeDef {
+    /// The gauge.
+    pub(crate) gauge: Gauge,
+    /// Prometheus metric name.
+    pub(crate) metric: &'static str,
+    /// Prometheus help text.
+    pub(crate) help: &'static str,
+}
+
+/// Every gauge, in the order of [`Gauge`].
+pub(crate) const GAUGES: [GaugeDef; 6] = [
+    GaugeDef {
+        gauge: Gauge::Up,
+        metric: "wsrec_up",
+        help: "1 while the recorder runs.",
+    },
+    GaugeDef {
+        gauge: Gauge::Uptime,
+        metric: "wsrec_uptime_seconds",
+        help: "Seconds since the recorder started.",
+    },
+    GaugeDef {
+        gauge: Gauge::Connected,
+        metric: "wsrec_connected",
+        help: "1 while connected.",
+    },
+    GaugeDef {
+        gauge: Gauge::QueueDepth,
+        metric: "wsrec_queue_depth",
+        help: "Messages waiting for the writer.",
+    },
+    GaugeDef {
+        gauge: Gauge::QueueCapacity,
+        metric: "wsrec_queue_capacity",
+        help: "Channel capacity in messages.",
+    },
+    GaugeDef {
+        gauge: Gauge::LastMessageAge,
+        metric: "wsrec_last_message_age_seconds",
+        help: "Seconds since the last message.",
+    },
+];
+
 impl Count {
     /// The counter's declaration.
     pub(crate) fn def(self) -> &'static CounterDef {
@@ -349,6 +411,18 @@ impl Snapshot {
     /// A counter's value.
     pub(crate) fn get(&self, c: Count) -> u64 {
         self.counts[c as usize]
+    }
+
+    /// A gauge's value.
+    pub(crate) fn gauge(&self, g: Gauge) -> f64 {
+        match g {
+            Gauge::Up => 1.0,
+            Gauge::Uptime => self.uptime_s,
+            Gauge::Connected => self.connected as u8 as f64,
+            Gauge::QueueDepth => self.queue_depth as f64,
+            Gauge::QueueCapacity => self.queue_capacity as f64,
+            Gauge::LastMessageAge => self.last_message_age_s.unwrap_or(self.uptime_s),
+        }
     }
 
     fn rate_per_min(&self) -> f64 {
