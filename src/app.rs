@@ -50,13 +50,13 @@ pub(crate) fn run(args: Args) -> Result<u8, Fatal> {
     }
     let cfg = Config::load(path)?;
     if let Some(Command::Gaps(g)) = &args.command {
-        return gaps::run(&cfg.output_dir, g);
+        return gaps::run(&cfg.output.output_dir, g);
     }
     if args.status {
-        let path = cfg
-            .status_socket
-            .as_ref()
-            .ok_or_else(|| cfg.error("status_socket", "is empty, so there is nothing to ask"))?;
+        let path =
+            cfg.operations.status_socket.as_ref().ok_or_else(|| {
+                cfg.error("status_socket", "is empty, so there is nothing to ask")
+            })?;
         return status::query(path, args.json);
     }
     record(cfg, args.debug, &args.config)
@@ -92,31 +92,31 @@ fn record(cfg: Config, debug: bool, config_arg: &str) -> Result<u8, Fatal> {
         default_hook(info);
     }));
     writer::prepare_output_dir(&cfg)?;
-    let mut server = match &cfg.status_socket {
+    let mut server = match &cfg.operations.status_socket {
         Some(p) => Some(StatusServer::bind(p)?),
         None => None,
     };
     log::info!(
         "wsrec {} starting: {} -> {} (topics: {})",
         env!("CARGO_PKG_VERSION"),
-        cfg.ws_url.url,
-        cfg.output_dir.display(),
-        cfg.topics.join(", ")
+        cfg.connection.ws_url.url,
+        cfg.output.output_dir.display(),
+        cfg.messages.topics.join(", ")
     );
     // One line on stderr whatever it is (a terminal, the journal): where things go.
-    let log = match &cfg.log_file {
+    let log = match &cfg.operations.log_file {
         Some(p) => format!("log in {}", p.display()),
-        None if cfg.log_to_stdout || debug => "log on stdout".to_string(),
+        None if cfg.operations.log_to_stdout || debug => "log on stdout".to_string(),
         None => "no log (log_file is empty)".to_string(),
     };
-    let status = match &cfg.status_socket {
+    let status = match &cfg.operations.status_socket {
         Some(_) => format!("; `wsrec --config {config_arg} --status` tells how it goes"),
         None => String::new(),
     };
     eprintln!(
         "wsrec: recording {} into {}; {log}{status}",
-        cfg.ws_url.url,
-        cfg.output_dir.display()
+        cfg.connection.ws_url.url,
+        cfg.output.output_dir.display()
     );
 
     {
@@ -129,13 +129,19 @@ fn record(cfg: Config, debug: bool, config_arg: &str) -> Result<u8, Fatal> {
         .map_err(|e| Fatal::Other(format!("cannot install the signal handler: {e}")))?;
     }
     let shutdown = &*shutdown;
-    let stats = &status::Stats::new(cfg.buffer_size, cfg.stale_timeout.as_secs_f64());
+    let stats = &status::Stats::new(
+        cfg.output.buffer_size,
+        cfg.keep_alive.stale_timeout.as_secs_f64(),
+    );
     let cfg = &cfg;
     let timing = Timing::from_env();
-    let (reader_side, writer_side) = batch::channel(cfg.buffer_size);
+    let (reader_side, writer_side) = batch::channel(cfg.output.buffer_size);
 
     thread::scope(|scope| -> Result<(), Fatal> {
-        let mut report = Report::new(cfg.status_interval, cfg.metrics_file.clone());
+        let mut report = Report::new(
+            cfg.operations.status_interval,
+            cfg.operations.metrics_file.clone(),
+        );
         let server = server.as_mut();
         let status_thread = spawn(scope, "status", move || {
             match server {

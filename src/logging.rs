@@ -28,7 +28,7 @@ pub(crate) fn init(cfg: &Config, debug: bool) -> Result<(), Fatal> {
     builder.add_filter_allow_str("wsrec");
     let config = builder.build();
     let mut loggers: Vec<Box<dyn SharedLogger>> = Vec::new();
-    if let Some(path) = &cfg.log_file {
+    if let Some(path) = &cfg.operations.log_file {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -36,7 +36,7 @@ pub(crate) fn init(cfg: &Config, debug: bool) -> Result<(), Fatal> {
             .map_err(|e| cfg.error("log_file", format!("cannot open {}: {e}", path.display())))?;
         loggers.push(WriteLogger::new(level, config.clone(), file));
     }
-    if cfg.log_to_stdout || debug {
+    if cfg.operations.log_to_stdout || debug {
         loggers.push(WriteLogger::new(level, config, std::io::stdout()));
     } else if std::io::stderr().is_terminal() {
         loggers.push(WriteLogger::new(level, config, std::io::stderr()));

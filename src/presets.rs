@@ -92,7 +92,7 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(text).unwrap();
             assert!(v["about"]["docs"].is_string(), "{name}: about.docs");
             let c = Config::for_test(v);
-            assert!(!c.topics.is_empty(), "{name}");
+            assert!(!c.messages.topics.is_empty(), "{name}");
             assert!(!summary(text).contains('?'), "{name}: {}", summary(text));
         }
     }

@@ -7,11 +7,11 @@
 //! touches `output_dir` (recording prepares it), so `--status` and `gaps` work for a
 //! user who cannot write there.
 
+mod error;
 mod fields;
 mod subscribe;
 mod url;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use crate::message::heartbeat::RuleSpec;
 use crate::message::pong::PongText;
 use crate::message::route_ids::RouteIdsSpec;
 use crate::message::template::Template;
+pub(crate) use error::ConfigError;
 use fields::Fields;
 pub(crate) use fields::{kind, scalars, strings};
 pub(crate) use url::{WsUrl, parse_ws_url};
@@ -88,21 +89,90 @@ pub(crate) struct UrlCommand {
     pub(crate) timeout: Duration,
 }
 
-/// The validated configuration of one recorder instance.
+/// The validated configuration of one recorder instance, in sections: each consumer
+/// takes the sections it uses.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     /// The file it was read from (for messages).
     pub(crate) path: PathBuf,
-    /// Directory of the hourly files.
-    pub(crate) output_dir: PathBuf,
+    /// Where to connect and how to subscribe and reconnect.
+    pub(crate) connection: Connection,
+    /// Keeping the connection alive and noticing a stale one.
+    pub(crate) keep_alive: KeepAlive,
+    /// What becomes of each message: topics, routing, the mechanisms' parsed specs.
+    pub(crate) messages: Messages,
+    /// Where and how lines are written.
+    pub(crate) output: Output,
+    /// The log, the status socket, the status line and the metrics file.
+    pub(crate) operations: Operations,
+}
+
+/// Where to connect and how to subscribe and reconnect.
+#[derive(Debug, Clone)]
+pub(crate) struct Connection {
+    /// Endpoint.
+    pub(crate) ws_url: WsUrl,
+    /// A command that prints the URL before every connect.
+    pub(crate) ws_url_command: Option<UrlCommand>,
+    /// Extra headers on the upgrade request.
+    pub(crate) handshake_headers: Vec<(String, String)>,
+    /// Subscribe messages sent after every connect (topics expanded); empty = none.
+    pub(crate) subscribe_messages: Vec<Template>,
+    /// Pause between subscribe messages.
+    pub(crate) subscribe_interval: Duration,
+    /// First reconnect delay.
+    pub(crate) reconnect_initial_delay: Duration,
+    /// Reconnect delay ceiling.
+    pub(crate) reconnect_max_delay: Duration,
+    /// Largest message accepted; larger ones end the connection.
+    pub(crate) max_message_bytes: usize,
+}
+
+/// Keeping the connection alive.
+#[derive(Debug, Clone)]
+pub(crate) struct KeepAlive {
+    /// Keep-alive interval.
+    pub(crate) ping_interval: Duration,
+    /// What the keep-alive sends.
+    pub(crate) ping: Ping,
+    /// Reconnect after this long without any frame.
+    pub(crate) stale_timeout: Duration,
+}
+
+/// What becomes of each message.
+#[derive(Debug, Clone)]
+pub(crate) struct Messages {
     /// Topics to subscribe to; one unless `topics` was given.
     pub(crate) topics: Vec<String>,
     /// Which file each message goes to.
     pub(crate) routing: Routing,
-    /// Endpoint.
-    pub(crate) ws_url: WsUrl,
+    /// The pointers the JSON check finds for routing, heartbeat replies and
+    /// `route_ids`, resolved once here.
+    pub(crate) lookups: Lookups,
+    /// A text frame equal to this is a keep-alive answer: not written, not refused.
+    pub(crate) pong_text: PongText,
+    /// What binary frames hold.
+    pub(crate) binary: Binary,
+}
+
+/// Where and how lines are written.
+#[derive(Debug, Clone)]
+pub(crate) struct Output {
+    /// Directory of the hourly files.
+    pub(crate) output_dir: PathBuf,
     /// Capacity, in messages, of the reader-to-writer channel.
     pub(crate) buffer_size: usize,
+    /// Back-pressure policy.
+    pub(crate) on_full: OnFull,
+    /// Line format.
+    pub(crate) line_format: LineFormat,
+    /// Write `coverage.jsonl` in output_dir.
+    pub(crate) coverage_journal: bool,
+}
+
+/// Operating the recorder.
+#[derive(Debug, Clone)]
+pub(crate) struct Operations {
     /// Interval of the status line in the log; `None` = never.
     pub(crate) status_interval: Option<Duration>,
     /// Log file; `None` = none.
@@ -111,87 +181,27 @@ pub(crate) struct Config {
     pub(crate) log_to_stdout: bool,
     /// Unix socket for `--status`; `None` = none.
     pub(crate) status_socket: Option<PathBuf>,
-    /// Subscribe messages sent after every connect (topics expanded); empty = none.
-    pub(crate) subscribe_messages: Vec<Template>,
-    /// Pause between subscribe messages.
-    pub(crate) subscribe_interval: Duration,
-    /// A text frame equal to this is a keep-alive answer: not written, not refused.
-    pub(crate) pong_text: PongText,
-    /// The pointers the JSON check finds for routing, heartbeat replies and
-    /// `route_ids`, resolved once here.
-    pub(crate) lookups: Lookups,
-    /// What binary frames hold.
-    pub(crate) binary: Binary,
-    /// Extra headers on the upgrade request.
-    pub(crate) handshake_headers: Vec<(String, String)>,
-    /// A command that prints the URL before every connect.
-    pub(crate) ws_url_command: Option<UrlCommand>,
-    /// Keep-alive interval.
-    pub(crate) ping_interval: Duration,
-    /// What the keep-alive sends.
-    pub(crate) ping: Ping,
-    /// Reconnect after this long without any frame.
-    pub(crate) stale_timeout: Duration,
-    /// First reconnect delay.
-    pub(crate) reconnect_initial_delay: Duration,
-    /// Reconnect delay ceiling.
-    pub(crate) reconnect_max_delay: Duration,
-    /// Largest message accepted; larger ones end the connection.
-    pub(crate) max_message_bytes: usize,
-    /// Back-pressure policy.
-    pub(crate) on_full: OnFull,
-    /// Line format.
-    pub(crate) line_format: LineFormat,
-    /// Write `coverage.jsonl` in output_dir.
-    pub(crate) coverage_journal: bool,
     /// Prometheus text file rewritten every status_interval.
     pub(crate) metrics_file: Option<PathBuf>,
 }
 
-/// A config problem: which file, which field, what is wrong.
-#[derive(Debug)]
-pub(crate) struct ConfigError {
-    path: PathBuf,
-    field: Option<String>,
-    problem: String,
+/// The routing fields as written, before the mechanisms' specs are resolved.
+struct Topics {
+    topics: Vec<String>,
+    routing: Routing,
+    route_ids: Option<Value>,
 }
 
-impl ConfigError {
-    /// A problem with one field.
-    pub(crate) fn field(path: &Path, field: &str, problem: impl Into<String>) -> ConfigError {
-        ConfigError {
-            path: path.to_path_buf(),
-            field: Some(field.to_string()),
-            problem: problem.into(),
-        }
-    }
-
-    /// A problem with the whole file.
-    fn whole(path: &Path, problem: impl Into<String>) -> ConfigError {
-        ConfigError {
-            path: path.to_path_buf(),
-            field: None,
-            problem: problem.into(),
-        }
-    }
+/// The keep-alive fields as written, and the mechanisms they feed.
+struct KeepAliveFields {
+    keep_alive: KeepAlive,
+    pong_text: String,
+    heartbeats: Vec<RuleSpec>,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.field {
-            Some(field) => write!(
-                f,
-                "config {}: field \"{}\": {}",
-                self.path.display(),
-                field,
-                self.problem
-            ),
-            None => write!(f, "config {}: {}", self.path.display(), self.problem),
-        }
-    }
+fn non_empty(s: String) -> Option<PathBuf> {
+    (!s.is_empty()).then(|| PathBuf::from(s))
 }
-
-impl std::error::Error for ConfigError {}
 
 /// Largest accepted `max_message_bytes` (1 GiB): more is a typo, not a message size.
 const MAX_MESSAGE_BYTES_LIMIT: u64 = 1 << 30;
@@ -233,8 +243,69 @@ impl Config {
         Ok(config)
     }
 
-    /// Takes and validates every field. Each field is declared here, once.
+    /// Takes and validates every field (each is declared once, in the section
+    /// function that owns it: what the user wrote, validated), then derives what the
+    /// reader needs from them (the pointer lookups, the expanded subscribe messages).
     fn declare(path: &Path, f: &mut Fields) -> Result<Config, ConfigError> {
+        let output = Self::output(f)?;
+        let Topics {
+            topics,
+            routing,
+            route_ids: ids,
+        } = Self::topics(f)?;
+        let connection = Self::connection(f, &topics, &routing)?;
+        let operations = Self::operations(f)?;
+        let KeepAliveFields {
+            keep_alive,
+            pong_text,
+            heartbeats,
+        } = Self::keep_alive(f)?;
+        let binary = f.choice(
+            "binary_frames",
+            Binary::Auto,
+            &[
+                ("auto", Binary::Auto),
+                ("gzip", Binary::Gzip),
+                ("zlib", Binary::Zlib),
+                ("deflate", Binary::Deflate),
+                ("text", Binary::Text),
+                ("reject", Binary::Reject),
+            ],
+            "what binary frames hold: `auto` (gzip and zlib by their header, JSON by its first byte, else raw deflate), `gzip`, `zlib`, `deflate`, `text` or `reject`",
+        )?;
+        f.take(
+            "about",
+            "anything: notes for people (presets say where they come from); ignored",
+        );
+        // Derived: every pointer the check looks for, resolved once.
+        let route_ids = ids
+            .map(RouteIdsSpec::parse)
+            .transpose()
+            .map_err(|e| f.err("route_ids", e))?;
+        let route_by: &[String] = match &routing {
+            Routing::ByKey { route_by, .. } => route_by,
+            Routing::Single => &[],
+        };
+        let lookups = Lookups::new(route_by, &heartbeats, route_ids.as_ref())
+            .map_err(|(field, e)| f.err(field, e))?;
+        Ok(Config {
+            path: path.to_path_buf(),
+            connection,
+            keep_alive,
+            messages: Messages {
+                topics,
+                routing,
+                lookups,
+                pong_text: PongText::parse(pong_text),
+                binary,
+            },
+            output,
+            operations,
+        })
+    }
+
+    /// The output section.
+    fn output(f: &mut Fields) -> Result<Output, ConfigError> {
         let output_dir = f.string(
             "output_dir",
             "./output",
@@ -243,7 +314,43 @@ impl Config {
         if output_dir.is_empty() {
             return Err(f.err("output_dir", "must not be empty"));
         }
+        let buffer_size = f.uint(
+            "buffer_size",
+            10_000,
+            1..=MAX_BUFFER_SIZE,
+            "how many messages may wait between the reader and the writer; when that many wait, `on_full` decides",
+        )? as usize;
+        let on_full = f.choice(
+            "on_full",
+            OnFull::Block,
+            &[("block", OnFull::Block), ("drop", OnFull::Drop)],
+            "what the reader does when `buffer_size` messages wait: `block` (stop reading; TCP pushes back on the server; nothing dropped) or `drop` (drop and count, the Go streamer's behaviour)",
+        )?;
+        let line_format = f.choice(
+            "line_format",
+            LineFormat::Raw,
+            &[
+                ("raw", LineFormat::Raw),
+                ("timestamped", LineFormat::Timestamped),
+            ],
+            "how each line is written: `raw` (the message as received) or `timestamped` (`{\"recv_ns\":…,\"msg\":…}`)",
+        )?;
+        let coverage_journal = f.bool(
+            "coverage_journal",
+            false,
+            "append one line per connection session to `<output_dir>/coverage.jsonl`, from which `wsrec gaps` tells where the record has holes",
+        )?;
+        Ok(Output {
+            output_dir: PathBuf::from(output_dir),
+            buffer_size,
+            on_full,
+            line_format,
+            coverage_journal,
+        })
+    }
 
+    /// The topics and how messages are routed to their files.
+    fn topics(f: &mut Fields) -> Result<Topics, ConfigError> {
         let topic = f.take("topic", "the one topic to record: it replaces `{topic}` in `subscribe_message` and starts every file name");
         let topics = f.take(
             "topics",
@@ -345,7 +452,19 @@ impl Config {
                 }
             }
         };
+        Ok(Topics {
+            topics,
+            routing,
+            route_ids: ids,
+        })
+    }
 
+    /// The connection section: endpoint, subscribe messages for `topics`, reconnects.
+    fn connection(
+        f: &mut Fields,
+        topics: &[String],
+        routing: &Routing,
+    ) -> Result<Connection, ConfigError> {
         let url = f.string(
             "ws_url",
             "wss://stream.bybit.com/v5/public/linear",
@@ -408,37 +527,6 @@ impl Config {
                 ));
             }
         };
-
-        let buffer_size = f.uint(
-            "buffer_size",
-            10_000,
-            1..=MAX_BUFFER_SIZE,
-            "how many messages may wait between the reader and the writer; when that many wait, `on_full` decides",
-        )? as usize;
-        let status_interval = f.seconds(
-            "status_interval",
-            30.0,
-            0.0..=86_400.0,
-            "seconds between status lines in the log and rewrites of `metrics_file`; `0` = neither",
-        )?;
-        let log_file = f.string(
-            "log_file",
-            "system.log",
-            "where the log goes (appended to; logrotate's `copytruncate` is safe); `\"\"` = no log file",
-        )?;
-        let log_to_stdout = f.bool("log_to_stdout", false, "also write the log to stdout")?;
-        let status_socket = f.string(
-            "status_socket",
-            "/tmp/streamer.sock",
-            "the Unix socket `--status` asks (mode 0660: the user and group wsrec runs as); `\"\"` = no socket",
-        )?;
-        if status_socket.len() > MAX_SOCKET_PATH {
-            return Err(f.err(
-                "status_socket",
-                "path is too long for a Unix socket (100 bytes at most)",
-            ));
-        }
-
         let per_message = f.uint(
             "max_topics_per_subscribe",
             0,
@@ -469,7 +557,7 @@ impl Config {
         };
         let subscribe_messages = subscribe
             .iter()
-            .flat_map(|t| subscribe::expand(t, &topics, per_message, sep))
+            .flat_map(|t| subscribe::expand(t, topics, per_message, sep))
             .map(|m| Template::parse(&m, false))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| f.err("subscribe_message", e))?;
@@ -479,7 +567,44 @@ impl Config {
             0.0..=60.0,
             "seconds between subscribe messages (for venues that limit their rate)",
         )?;
+        let initial = f.seconds(
+            "reconnect_initial_delay",
+            1.0,
+            0.01..=86_400.0,
+            "seconds to wait before the first reconnect; each failed attempt doubles it, with jitter, up to `reconnect_max_delay`",
+        )?;
+        let max = f.seconds(
+            "reconnect_max_delay",
+            60.0,
+            0.01..=86_400.0,
+            "the longest wait between reconnects, in seconds",
+        )?;
+        if max < initial {
+            return Err(f.err(
+                "reconnect_max_delay",
+                format!("{max} is less than reconnect_initial_delay ({initial})"),
+            ));
+        }
+        let max_message_bytes = f.uint(
+            "max_message_bytes",
+            64 << 20,
+            64..=MAX_MESSAGE_BYTES_LIMIT,
+            "a larger message ends the connection (reconnect) without being held in memory",
+        )? as usize;
+        Ok(Connection {
+            ws_url,
+            ws_url_command,
+            handshake_headers,
+            subscribe_messages,
+            subscribe_interval: secs(subscribe_interval),
+            reconnect_initial_delay: secs(initial),
+            reconnect_max_delay: secs(max),
+            max_message_bytes,
+        })
+    }
 
+    /// The keep-alive section, with the pong and heartbeat mechanisms' fields.
+    fn keep_alive(f: &mut Fields) -> Result<KeepAliveFields, ConfigError> {
         let ping_interval = f.seconds(
             "ping_interval",
             20.0,
@@ -508,116 +633,58 @@ impl Config {
             None => Vec::new(),
             Some(v) => RuleSpec::parse_all(v).map_err(|e| f.err("heartbeat_replies", e))?,
         };
-        let route_ids = ids
-            .map(RouteIdsSpec::parse)
-            .transpose()
-            .map_err(|e| f.err("route_ids", e))?;
-        let route_by: &[String] = match &routing {
-            Routing::ByKey { route_by, .. } => route_by,
-            Routing::Single => &[],
-        };
-        let lookups = Lookups::new(route_by, &heartbeats, route_ids.as_ref())
-            .map_err(|(field, e)| f.err(field, e))?;
         let stale_timeout = f.seconds(
             "stale_timeout",
             60.0,
             0.05..=86_400.0,
             "reconnect when nothing at all (data, pong, anything) arrived for this long; `--status` then reports unhealthy",
         )?;
-        let initial = f.seconds(
-            "reconnect_initial_delay",
-            1.0,
-            0.01..=86_400.0,
-            "seconds to wait before the first reconnect; each failed attempt doubles it, with jitter, up to `reconnect_max_delay`",
+        Ok(KeepAliveFields {
+            keep_alive: KeepAlive {
+                ping_interval: secs(ping_interval),
+                ping,
+                stale_timeout: secs(stale_timeout),
+            },
+            pong_text,
+            heartbeats,
+        })
+    }
+
+    /// The operations section.
+    fn operations(f: &mut Fields) -> Result<Operations, ConfigError> {
+        let status_interval = f.seconds(
+            "status_interval",
+            30.0,
+            0.0..=86_400.0,
+            "seconds between status lines in the log and rewrites of `metrics_file`; `0` = neither",
         )?;
-        let max = f.seconds(
-            "reconnect_max_delay",
-            60.0,
-            0.01..=86_400.0,
-            "the longest wait between reconnects, in seconds",
+        let log_file = f.string(
+            "log_file",
+            "system.log",
+            "where the log goes (appended to; logrotate's `copytruncate` is safe); `\"\"` = no log file",
         )?;
-        if max < initial {
+        let log_to_stdout = f.bool("log_to_stdout", false, "also write the log to stdout")?;
+        let status_socket = f.string(
+            "status_socket",
+            "/tmp/streamer.sock",
+            "the Unix socket `--status` asks (mode 0660: the user and group wsrec runs as); `\"\"` = no socket",
+        )?;
+        if status_socket.len() > MAX_SOCKET_PATH {
             return Err(f.err(
-                "reconnect_max_delay",
-                format!("{max} is less than reconnect_initial_delay ({initial})"),
+                "status_socket",
+                "path is too long for a Unix socket (100 bytes at most)",
             ));
         }
-        let max_message_bytes = f.uint(
-            "max_message_bytes",
-            64 << 20,
-            64..=MAX_MESSAGE_BYTES_LIMIT,
-            "a larger message ends the connection (reconnect) without being held in memory",
-        )? as usize;
-        let on_full = f.choice(
-            "on_full",
-            OnFull::Block,
-            &[("block", OnFull::Block), ("drop", OnFull::Drop)],
-            "what the reader does when `buffer_size` messages wait: `block` (stop reading; TCP pushes back on the server; nothing dropped) or `drop` (drop and count, the Go streamer's behaviour)",
-        )?;
-        let line_format = f.choice(
-            "line_format",
-            LineFormat::Raw,
-            &[
-                ("raw", LineFormat::Raw),
-                ("timestamped", LineFormat::Timestamped),
-            ],
-            "how each line is written: `raw` (the message as received) or `timestamped` (`{\"recv_ns\":…,\"msg\":…}`)",
-        )?;
-        let binary = f.choice(
-            "binary_frames",
-            Binary::Auto,
-            &[
-                ("auto", Binary::Auto),
-                ("gzip", Binary::Gzip),
-                ("zlib", Binary::Zlib),
-                ("deflate", Binary::Deflate),
-                ("text", Binary::Text),
-                ("reject", Binary::Reject),
-            ],
-            "what binary frames hold: `auto` (gzip and zlib by their header, JSON by its first byte, else raw deflate), `gzip`, `zlib`, `deflate`, `text` or `reject`",
-        )?;
-        f.take(
-            "about",
-            "anything: notes for people (presets say where they come from); ignored",
-        );
-        let coverage_journal = f.bool(
-            "coverage_journal",
-            false,
-            "append one line per connection session to `<output_dir>/coverage.jsonl`, from which `wsrec gaps` tells where the record has holes",
-        )?;
         let metrics_file = f.string(
             "metrics_file",
             "",
             "a Prometheus text file rewritten every `status_interval`, for node_exporter's textfile collector; `\"\"` = none",
         )?;
-        let non_empty = |s: String| (!s.is_empty()).then(|| PathBuf::from(s));
-        Ok(Config {
-            path: path.to_path_buf(),
-            output_dir: PathBuf::from(output_dir),
-            topics,
-            routing,
-            ws_url,
-            buffer_size,
+        Ok(Operations {
             status_interval: (status_interval > 0.0).then(|| secs(status_interval)),
             log_file: non_empty(log_file),
             log_to_stdout,
             status_socket: non_empty(status_socket),
-            subscribe_messages,
-            subscribe_interval: secs(subscribe_interval),
-            pong_text: PongText::parse(pong_text),
-            lookups,
-            binary,
-            handshake_headers,
-            ws_url_command,
-            ping_interval: secs(ping_interval),
-            ping,
-            stale_timeout: secs(stale_timeout),
-            reconnect_initial_delay: secs(initial),
-            reconnect_max_delay: secs(max),
-            max_message_bytes,
-            on_full,
-            line_format,
-            coverage_journal,
             metrics_file: non_empty(metrics_file),
         })
     }
@@ -648,10 +715,11 @@ mod tests {
     #[test]
     fn defaults_match_the_go_streamer() {
         let c = load("{}").unwrap();
-        assert_eq!(c.topics, ["publicTrade.BTCUSDT"]);
-        assert_eq!(c.routing, Routing::Single);
-        assert_eq!(c.buffer_size, 10_000);
+        assert_eq!(c.messages.topics, ["publicTrade.BTCUSDT"]);
+        assert_eq!(c.messages.routing, Routing::Single);
+        assert_eq!(c.output.buffer_size, 10_000);
         let subs: Vec<String> = c
+            .connection
             .subscribe_messages
             .iter()
             .map(|t| t.render(&mut 0, |_| None))
@@ -660,12 +728,12 @@ mod tests {
             subs,
             [r#"{"op":"subscribe","args":["publicTrade.BTCUSDT"]}"#]
         );
-        assert_eq!(c.ws_url.port, 443);
+        assert_eq!(c.connection.ws_url.port, 443);
         assert_eq!(
-            c.status_socket.as_deref(),
+            c.operations.status_socket.as_deref(),
             Some(Path::new("/tmp/streamer.sock"))
         );
-        assert_eq!(c.on_full, OnFull::Block);
+        assert_eq!(c.output.on_full, OnFull::Block);
     }
 
     #[test]

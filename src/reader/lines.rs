@@ -45,7 +45,7 @@ impl<'a> LineSink<'a> {
         side: ReaderSide,
         periods: Periods,
     ) -> LineSink<'a> {
-        let (per_batch, _) = shape(cfg.buffer_size);
+        let (per_batch, _) = shape(cfg.output.buffer_size);
         LineSink {
             cfg,
             stats,
@@ -55,11 +55,11 @@ impl<'a> LineSink<'a> {
             per_batch,
             batch: Batch::default(),
             judge: Judge::new(
-                &cfg.lookups,
-                &cfg.topics,
-                cfg.routing.separator(),
-                &cfg.pong_text,
-                Decoder::new(cfg.binary, cfg.max_message_bytes),
+                &cfg.messages.lookups,
+                &cfg.messages.topics,
+                cfg.messages.routing.separator(),
+                &cfg.messages.pong_text,
+                Decoder::new(cfg.messages.binary, cfg.connection.max_message_bytes),
             ),
             reply: None,
             warn_reject: RateLimited::new(Duration::from_secs(10)),
@@ -92,7 +92,7 @@ impl<'a> LineSink<'a> {
     /// to record.
     #[inline]
     pub(crate) fn accept(&mut self, frame: Frame<'_>) -> bool {
-        let recv = match self.cfg.line_format {
+        let recv = match self.cfg.output.line_format {
             LineFormat::Timestamped => Some(clock::now()),
             LineFormat::Raw => None,
         };
@@ -129,7 +129,7 @@ impl<'a> LineSink<'a> {
             let p = self.periods.start_of(t.as_secs());
             if p != batch.period {
                 self.side
-                    .ship(batch, self.cfg.on_full, self.stats, self.shutdown);
+                    .ship(batch, self.cfg.output.on_full, self.stats, self.shutdown);
                 batch.period = p;
             }
         }
@@ -161,8 +161,12 @@ impl<'a> LineSink<'a> {
 
     /// Hands the batch to the writer.
     pub(crate) fn ship(&mut self) -> Shipped {
-        self.side
-            .ship(&mut self.batch, self.cfg.on_full, self.stats, self.shutdown)
+        self.side.ship(
+            &mut self.batch,
+            self.cfg.output.on_full,
+            self.stats,
+            self.shutdown,
+        )
     }
 }
 

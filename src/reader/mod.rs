@@ -44,8 +44,9 @@ impl<'a> Reader<'a> {
             shutdown,
             lines: LineSink::new(cfg, stats, shutdown, side, timing.periods),
             coverage: cfg
+                .output
                 .coverage_journal
-                .then(|| Coverage::new(&cfg.output_dir, timing.checkpoint)),
+                .then(|| Coverage::new(&cfg.output.output_dir, timing.checkpoint)),
         }
     }
 
@@ -53,8 +54,8 @@ impl<'a> Reader<'a> {
     /// (by being dropped).
     pub(crate) fn run(mut self) {
         let mut backoff = Backoff::new(
-            self.cfg.reconnect_initial_delay,
-            self.cfg.reconnect_max_delay,
+            self.cfg.connection.reconnect_initial_delay,
+            self.cfg.connection.reconnect_max_delay,
         );
         while !self.shutdown.requested() {
             self.stats.add(Count::Attempts, 1);
@@ -74,7 +75,7 @@ impl<'a> Reader<'a> {
                 End::Lost { reason, cause } => (reason, cause),
             };
             self.journal(span, &reason);
-            let url = &self.cfg.ws_url.url;
+            let url = &self.cfg.connection.ws_url.url;
             if cause == Cause::ServerClosed {
                 log::info!("{url}: {reason}");
             } else {
@@ -111,7 +112,7 @@ impl<'a> Reader<'a> {
             self.stats.add(Count::Reconnects, 1);
         }
         self.stats.set_connected(true);
-        log::info!("connected to {}", self.cfg.ws_url.url);
+        log::info!("connected to {}", self.cfg.connection.ws_url.url);
         let end = match self.subscribe(&mut ws, &mut span) {
             Ok(()) => match Session::new(
                 self.cfg,
@@ -132,22 +133,22 @@ impl<'a> Reader<'a> {
     }
 
     fn subscribe(&mut self, ws: &mut Ws, span: &mut Span) -> Result<(), End> {
-        for (i, sub) in self.cfg.subscribe_messages.iter().enumerate() {
-            if i > 0 && !self.cfg.subscribe_interval.is_zero() {
+        for (i, sub) in self.cfg.connection.subscribe_messages.iter().enumerate() {
+            if i > 0 && !self.cfg.connection.subscribe_interval.is_zero() {
                 // Venues that limit subscribe messages (Bitget: 5 per 100 ms).
-                if !self.shutdown.sleep(self.cfg.subscribe_interval) {
+                if !self.shutdown.sleep(self.cfg.connection.subscribe_interval) {
                     return Err(End::Quit);
                 }
             }
             ws.send(Message::text(self.lines.render(sub)))
                 .map_err(|e| End::failed(format!("sending the subscribe message: {e}")))?;
         }
-        if !self.cfg.subscribe_messages.is_empty() {
+        if !self.cfg.connection.subscribe_messages.is_empty() {
             span.subscribed();
             if let Some(c) = self.coverage.as_mut() {
                 c.opened(span);
             }
-            log::info!("subscribed: {}", self.cfg.topics.join(", "));
+            log::info!("subscribed: {}", self.cfg.messages.topics.join(", "));
         }
         Ok(())
     }

@@ -138,7 +138,7 @@ impl<'s, 'a> Session<'s, 'a> {
             wait: Wait::Coalescing,
             last_rx: now,
             last_drain: now,
-            next_ping: now + cfg.ping_interval,
+            next_ping: now + cfg.keep_alive.ping_interval,
             bytes: 0,
             got_frame: false,
             got_msg: false,
@@ -277,7 +277,7 @@ impl<'s, 'a> Session<'s, 'a> {
             return Err(self.close());
         }
         let silent = now.duration_since(self.last_rx);
-        if silent >= self.cfg.stale_timeout {
+        if silent >= self.cfg.keep_alive.stale_timeout {
             return Err(End::failed(format!(
                 "stale: nothing received for {:.1}s",
                 silent.as_secs_f64()
@@ -287,14 +287,14 @@ impl<'s, 'a> Session<'s, 'a> {
             c.tick(self.span, now);
         }
         if now >= self.next_ping {
-            let ping = match &self.cfg.ping {
+            let ping = match &self.cfg.keep_alive.ping {
                 Ping::Text(t) => Message::text(self.lines.render(t)),
                 Ping::Protocol => Message::Ping(Default::default()),
             };
             self.ws
                 .write(ping)
                 .map_err(|e| End::failed(format!("sending ping: {e}")))?;
-            self.next_ping = now + self.cfg.ping_interval;
+            self.next_ping = now + self.cfg.keep_alive.ping_interval;
         }
         match self.ws.flush() {
             Ok(()) => Ok(()),
@@ -308,7 +308,7 @@ impl<'s, 'a> Session<'s, 'a> {
         let now = Instant::now();
         let until_timer = self
             .next_ping
-            .min(self.last_rx + self.cfg.stale_timeout)
+            .min(self.last_rx + self.cfg.keep_alive.stale_timeout)
             .saturating_duration_since(now);
         let elapsed = now.duration_since(self.last_drain).as_secs_f64().max(1e-6);
         self.last_drain = now;
@@ -335,7 +335,7 @@ impl<'s, 'a> Session<'s, 'a> {
             return End::Lost {
                 reason: format!(
                     "{c}: a message is larger than max_message_bytes ({} bytes); raise max_message_bytes in {} to record it. Reconnecting with a growing delay, since it may come again",
-                    self.cfg.max_message_bytes,
+                    self.cfg.connection.max_message_bytes,
                     self.cfg.path.display()
                 ),
                 cause: Cause::Oversize,

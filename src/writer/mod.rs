@@ -41,7 +41,7 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// Creates `output_dir` if needed and proves it writable with a probe file; called
 /// when recording starts (loading the config touches nothing).
 pub(crate) fn prepare_output_dir(cfg: &Config) -> Result<(), ConfigError> {
-    let dir = &cfg.output_dir;
+    let dir = &cfg.output.output_dir;
     fs::create_dir_all(dir).map_err(|e| {
         cfg.error(
             "output_dir",
@@ -100,6 +100,7 @@ impl<'a> Writer<'a> {
             shutdown,
             side,
             names: cfg
+                .messages
                 .topics
                 .iter()
                 .map(|t| route::file_name(t))
@@ -227,7 +228,7 @@ impl<'a> Writer<'a> {
 
     /// Creates output_dir again when it is gone (an `rm -rf`, a disk that went away).
     fn ensure_dir(&self) -> io::Result<()> {
-        let dir = &self.cfg.output_dir;
+        let dir = &self.cfg.output.output_dir;
         if dir.is_dir() {
             return Ok(());
         }
@@ -255,14 +256,14 @@ impl<'a> Writer<'a> {
                 format!(
                     "the clock ({}) is behind the newest hour file in {} ({})",
                     clock::rfc3339_secs(clock::now().as_secs()),
-                    self.cfg.output_dir.display(),
+                    self.cfg.output.output_dir.display(),
                     clock::rfc3339_secs(newest)
                 )
             } else {
                 format!(
                     "the clock's hour ({}) is already compressed in {}",
                     clock::rfc3339_secs(batch_period),
-                    self.cfg.output_dir.display()
+                    self.cfg.output.output_dir.display()
                 )
             };
             log::warn!(
@@ -291,7 +292,7 @@ impl<'a> Writer<'a> {
 
     /// The lowest period that may be opened, from the files on disk.
     fn scan_floor(&self) -> u64 {
-        match closed::newest(&self.cfg.output_dir, &self.names) {
+        match closed::newest(&self.cfg.output.output_dir, &self.names) {
             Some(n) if n.compressed => n.period + self.periods.len().as_secs(),
             Some(n) => n.period,
             None => 0,
@@ -300,7 +301,7 @@ impl<'a> Writer<'a> {
 
     /// The newest hour on disk, for the warning (the floor, or the hour before it).
     fn floor_newest(&self) -> u64 {
-        closed::newest(&self.cfg.output_dir, &self.names).map_or(self.floor, |n| n.period)
+        closed::newest(&self.cfg.output.output_dir, &self.names).map_or(self.floor, |n| n.period)
     }
 
     fn write_batch(&mut self, batch: Batch) {
@@ -387,7 +388,7 @@ impl<'a> Writer<'a> {
                 }
                 .clone();
                 let mut period = self.period.unwrap_or(0);
-                let mut path = hourfile::path_for(&self.cfg.output_dir, &prefix, period);
+                let mut path = hourfile::path_for(&self.cfg.output.output_dir, &prefix, period);
                 while closed::compressed(&path) {
                     // Compressed by cron: closed for good. Every file of this period
                     // moves on to the next one, so that all stay in one period.
@@ -401,7 +402,7 @@ impl<'a> Writer<'a> {
                     self.period = Some(next);
                     self.floor = self.floor.max(next);
                     period = next;
-                    path = hourfile::path_for(&self.cfg.output_dir, &prefix, period);
+                    path = hourfile::path_for(&self.cfg.output.output_dir, &prefix, period);
                 }
                 self.ensure_dir()?;
                 let f = HourFile::open(path.clone()).map_err(|e| {
