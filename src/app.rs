@@ -150,7 +150,14 @@ fn record(cfg: Config, debug: bool, config_arg: &str) -> Result<u8, Fatal> {
             }
             report.finish(stats);
         })?;
-        let writer = Writer::new(cfg, stats, shutdown, writer_side, timing);
+        let writer = Writer::new(
+            &cfg.output,
+            &cfg.messages.topics,
+            stats,
+            shutdown,
+            writer_side,
+            timing,
+        );
         let writer = spawn(scope, "writer", move || writer.run());
         let reader = Reader::new(cfg, stats, shutdown, reader_side, timing);
         let reader = writer.and_then(|w| Ok((w, spawn(scope, "reader", move || reader.run())?)));

@@ -1,7 +1,7 @@
 //! Each message's fate, decided without a socket: one call ([`Judge::judge`]) per
-//! frame returns the [`Verdict`]: the line to write and its file, with a heartbeat
-//! reply to send if one is due, or that the frame is keep-alive traffic, or why it is
-//! refused.
+//! frame returns the [`Verdict`]: the line to write and its file (a topic's: data; or
+//! the control file), or that the frame is keep-alive traffic, or why it is refused; a
+//! heartbeat reply it calls for waits in the judge ([`Judge::take_reply`]).
 //!
 //! Each mechanism is one file that parses its piece of the config and applies its
 //! rule: [`decode`] (`binary_frames`), [`pong`] (`pong_text`), [`heartbeat`]
@@ -97,8 +97,6 @@ pub(crate) enum Verdict<'m> {
         multiline: bool,
         /// Its file: a topic's (data) or the control file.
         dest: Dest,
-        /// A heartbeat reply to send at once.
-        reply: Option<String>,
     },
     /// The answer to our keep-alive: traffic, not data.
     Pong,
@@ -123,6 +121,8 @@ pub(crate) struct Judge<'a> {
     decoder: Decoder,
     /// `{counter}` in templates: one more for every message that uses it.
     counter: u64,
+    /// The heartbeat reply to the last kept message, if one is due.
+    reply: Option<String>,
 }
 
 impl<'a> Judge<'a> {
@@ -141,36 +141,74 @@ impl<'a> Judge<'a> {
             router: Router::new(topics, lookups.route, separator, lookups.learn.as_ref()),
             decoder,
             counter: 0,
+            reply: None,
         }
     }
 
     /// The fate of one frame.
     #[inline]
     pub(crate) fn judge<'m>(&'m mut self, frame: Frame<'m>) -> Verdict<'m> {
-        let msg = match frame {
+        match frame {
             Frame::Text(t) => {
                 if self.pong.is_pong(t) {
                     return Verdict::Pong;
                 }
-                t
+                self.message(t)
             }
-            Frame::Binary(b) => match self.decoder.decode(b) {
-                Ok(text) => text,
-                Err(Undecodable::Binary) => {
-                    return Verdict::Refused {
-                        why: Count::RejectBinary,
-                        sample: b,
-                    };
-                }
-                Err(Undecodable::TooLarge) => {
-                    return Verdict::Refused {
-                        why: Count::RejectTooLarge,
-                        sample: &b[..b.len().min(16)],
-                    };
-                }
+            Frame::Binary(b) => self.binary(b),
+        }
+    }
+
+    /// A binary frame: decoded, then judged as the text it holds. Out of line, so that
+    /// the text path stays small.
+    #[inline(never)]
+    fn binary<'m>(&'m mut self, b: &'m [u8]) -> Verdict<'m> {
+        let Judge {
+            decoder,
+            lookups,
+            found,
+            router,
+            counter,
+            reply,
+            ..
+        } = self;
+        match decoder.decode(b) {
+            Ok(text) => Self::judge_message(lookups, found, router, counter, reply, text),
+            Err(Undecodable::Binary) => Verdict::Refused {
+                why: Count::RejectBinary,
+                sample: b,
             },
-        };
-        let valid = match jsonline::check_with(msg, &self.lookups.ptrs, &mut self.found) {
+            Err(Undecodable::TooLarge) => Verdict::Refused {
+                why: Count::RejectTooLarge,
+                sample: &b[..b.len().min(16)],
+            },
+        }
+    }
+
+    /// A message's text.
+    #[inline(always)]
+    fn message<'m>(&mut self, msg: &'m [u8]) -> Verdict<'m> {
+        Self::judge_message(
+            self.lookups,
+            &mut self.found,
+            &mut self.router,
+            &mut self.counter,
+            &mut self.reply,
+            msg,
+        )
+    }
+
+    /// The JSON check, the heartbeat rules and the route of one message.
+    #[inline(always)]
+    fn judge_message<'m>(
+        lookups: &Lookups,
+        found: &mut [Option<Range<usize>>],
+        router: &mut Router<'_>,
+        counter: &mut u64,
+        reply: &mut Option<String>,
+        msg: &'m [u8],
+    ) -> Verdict<'m> {
+        let valid = match jsonline::check_with(msg, &lookups.ptrs, found) {
             Ok(v) => v,
             Err(Reject::Empty) => {
                 return Verdict::Refused {
@@ -185,19 +223,24 @@ impl<'a> Judge<'a> {
                 };
             }
         };
-        let heartbeats = &self.lookups.heartbeats;
-        let reply = if heartbeats.is_empty() {
-            None
-        } else {
-            heartbeats.reply(msg, &self.found, &mut self.counter)
-        };
-        let dest = self.router.dest(msg, &self.found);
+        let heartbeats = &lookups.heartbeats;
+        if !heartbeats.is_empty() {
+            *reply = heartbeats.reply(msg, found, counter);
+        }
+        let dest = router.dest(msg, found);
         Verdict::Keep {
             text: msg,
             multiline: valid.multiline,
             dest,
-            reply,
         }
+    }
+
+    /// The heartbeat reply due for the last kept message, if one is: held here rather
+    /// than in the verdict, so that the verdict of a message stays two words and a
+    /// tag.
+    #[inline]
+    pub(crate) fn take_reply(&mut self) -> Option<String> {
+        self.reply.take()
     }
 
     /// A template's text now (placeholders filled in).
@@ -208,5 +251,6 @@ impl<'a> Judge<'a> {
     /// A new connection: ids learnt on the last one mean nothing now.
     pub(crate) fn new_connection(&mut self) {
         self.router.new_connection();
+        self.reply = None;
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::batch::{Batch, ReaderSide, Shipped, shape};
 use crate::clock::{self, Periods};
-use crate::config::{Config, LineFormat};
+use crate::config::{LineFormat, Messages, Output};
 use crate::message::decode::Decoder;
 use crate::message::jsonline;
 use crate::message::template::Template;
@@ -22,7 +22,7 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 /// The reader's side of the pipeline to the writer.
 pub(crate) struct LineSink<'a> {
-    cfg: &'a Config,
+    output: &'a Output,
     stats: &'a Stats,
     shutdown: &'a Shutdown,
     side: ReaderSide,
@@ -31,23 +31,24 @@ pub(crate) struct LineSink<'a> {
     batch: Batch,
     /// Decides each frame's fate.
     judge: Judge<'a>,
-    /// A heartbeat reply waiting to be sent by the session.
-    reply: Option<String>,
     warn_reject: RateLimited,
 }
 
 impl<'a> LineSink<'a> {
-    /// A sink for `cfg` feeding `side`.
+    /// A sink that judges frames by `messages` (refusing text over
+    /// `max_message_bytes`), writes lines as `output` says and feeds `side`.
     pub(crate) fn new(
-        cfg: &'a Config,
+        messages: &'a Messages,
+        output: &'a Output,
+        max_message_bytes: usize,
         stats: &'a Stats,
         shutdown: &'a Shutdown,
         side: ReaderSide,
         periods: Periods,
     ) -> LineSink<'a> {
-        let (per_batch, _) = shape(cfg.output.buffer_size);
+        let (per_batch, _) = shape(output.buffer_size);
         LineSink {
-            cfg,
+            output,
             stats,
             shutdown,
             side,
@@ -55,13 +56,12 @@ impl<'a> LineSink<'a> {
             per_batch,
             batch: Batch::default(),
             judge: Judge::new(
-                &cfg.messages.lookups,
-                &cfg.messages.topics,
-                cfg.messages.routing.separator(),
-                &cfg.messages.pong_text,
-                Decoder::new(cfg.messages.binary, cfg.connection.max_message_bytes),
+                &messages.lookups,
+                &messages.topics,
+                messages.routing.separator(),
+                &messages.pong_text,
+                Decoder::new(messages.binary, max_message_bytes),
             ),
-            reply: None,
             warn_reject: RateLimited::new(Duration::from_secs(10)),
         }
     }
@@ -85,14 +85,14 @@ impl<'a> LineSink<'a> {
     /// The reply to the last message, if it was a heartbeat that wants one.
     #[inline]
     pub(crate) fn take_reply(&mut self) -> Option<String> {
-        self.reply.take()
+        self.judge.take_reply()
     }
 
     /// Judges a frame and appends its line to the batch; false if it was not a message
     /// to record.
     #[inline]
     pub(crate) fn accept(&mut self, frame: Frame<'_>) -> bool {
-        let recv = match self.cfg.output.line_format {
+        let recv = match self.output.line_format {
             LineFormat::Timestamped => Some(clock::now()),
             LineFormat::Raw => None,
         };
@@ -103,17 +103,12 @@ impl<'a> LineSink<'a> {
     /// batch takes the period of its first line).
     fn accept_at(&mut self, frame: Frame<'_>, recv: Option<Duration>) -> bool {
         let (msg, multiline, dest) = match self.judge.judge(frame) {
+            // A reply it calls for waits in the judge until the session takes it.
             Verdict::Keep {
                 text,
                 multiline,
                 dest,
-                reply,
-            } => {
-                if reply.is_some() {
-                    self.reply = reply;
-                }
-                (text, multiline, dest)
-            }
+            } => (text, multiline, dest),
             Verdict::Pong => return false,
             Verdict::Refused { why, sample } => {
                 refuse(self.stats, &mut self.warn_reject, why, sample);
@@ -129,7 +124,7 @@ impl<'a> LineSink<'a> {
             let p = self.periods.start_of(t.as_secs());
             if p != batch.period {
                 self.side
-                    .ship(batch, self.cfg.output.on_full, self.stats, self.shutdown);
+                    .ship(batch, self.output.on_full, self.stats, self.shutdown);
                 batch.period = p;
             }
         }
@@ -156,14 +151,13 @@ impl<'a> LineSink<'a> {
     /// A new connection: ids learnt on the last one mean nothing now.
     pub(crate) fn new_connection(&mut self) {
         self.judge.new_connection();
-        self.reply = None;
     }
 
     /// Hands the batch to the writer.
     pub(crate) fn ship(&mut self) -> Shipped {
         self.side.ship(
             &mut self.batch,
-            self.cfg.output.on_full,
+            self.output.on_full,
             self.stats,
             self.shutdown,
         )
@@ -185,6 +179,7 @@ mod tests {
     use super::*;
     use crate::batch::Dest;
     use crate::batch::{self, WriterSide};
+    use crate::config::Config;
     use serde_json::{Value, json};
 
     fn config(v: Value) -> Config {
@@ -215,7 +210,15 @@ mod tests {
         let stats = Stats::new(64, 60.0);
         let shutdown = Shutdown::new().unwrap();
         let (r, w) = batch::channel(64);
-        let mut sink = LineSink::new(&cfg, &stats, &shutdown, r, Periods::of_secs(3600));
+        let mut sink = LineSink::new(
+            &cfg.messages,
+            &cfg.output,
+            cfg.connection.max_message_bytes,
+            &stats,
+            &shutdown,
+            r,
+            Periods::of_secs(3600),
+        );
         assert!(sink.accept(Frame::Text(br#"{"topic":"b","x":1}"#)));
         assert!(sink.accept(Frame::Text(b"{\"topic\":\"a\",\n \"y\": [1, 2]}")));
         assert!(sink.accept(Frame::Text(br#"{"op":"pong"}"#)));
@@ -247,7 +250,15 @@ mod tests {
         let stats = Stats::new(64, 60.0);
         let shutdown = Shutdown::new().unwrap();
         let (r, w) = batch::channel(64);
-        let mut sink = LineSink::new(&cfg, &stats, &shutdown, r, Periods::of_secs(3600));
+        let mut sink = LineSink::new(
+            &cfg.messages,
+            &cfg.output,
+            cfg.connection.max_message_bytes,
+            &stats,
+            &shutdown,
+            r,
+            Periods::of_secs(3600),
+        );
         for m in [
             r#"[17,"hb"]"#,
             r#"{"event":"subscribed","channel":"ticker","chanId":17,"symbol":"tBTCUSD"}"#,
@@ -280,7 +291,15 @@ mod tests {
         let stats = Stats::new(64, 60.0);
         let shutdown = Shutdown::new().unwrap();
         let (r, w) = batch::channel(64);
-        let mut sink = LineSink::new(&cfg, &stats, &shutdown, r, Periods::of_secs(10));
+        let mut sink = LineSink::new(
+            &cfg.messages,
+            &cfg.output,
+            cfg.connection.max_message_bytes,
+            &stats,
+            &shutdown,
+            r,
+            Periods::of_secs(10),
+        );
         let at = |s: f64| Some(Duration::from_secs_f64(s));
         assert!(sink.accept_at(Frame::Text(b"1"), at(98.0)));
         assert!(sink.accept_at(Frame::Text(b"2"), at(99.999)));
@@ -299,7 +318,15 @@ mod tests {
         let stats = Stats::new(64, 60.0);
         let shutdown = Shutdown::new().unwrap();
         let (r, w) = batch::channel(64);
-        let mut sink = LineSink::new(&cfg, &stats, &shutdown, r, Periods::of_secs(3600));
+        let mut sink = LineSink::new(
+            &cfg.messages,
+            &cfg.output,
+            cfg.connection.max_message_bytes,
+            &stats,
+            &shutdown,
+            r,
+            Periods::of_secs(3600),
+        );
         drop(w);
         assert_eq!(sink.ship(), Shipped::Sent, "nothing to ship");
         assert!(sink.accept(Frame::Text(b"{}")));

@@ -42,7 +42,15 @@ impl<'a> Reader<'a> {
             cfg,
             stats,
             shutdown,
-            lines: LineSink::new(cfg, stats, shutdown, side, timing.periods),
+            lines: LineSink::new(
+                &cfg.messages,
+                &cfg.output,
+                cfg.connection.max_message_bytes,
+                stats,
+                shutdown,
+                side,
+                timing.periods,
+            ),
             coverage: cfg
                 .output
                 .coverage_journal

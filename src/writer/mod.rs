@@ -20,7 +20,7 @@ use crossbeam_channel::RecvTimeoutError;
 
 use crate::batch::{Batch, Dest, POOL_MAX_BUFFER, WriterSide};
 use crate::clock::{self, Periods, Timing};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Output};
 use crate::message::route;
 use crate::ratelimit::RateLimited;
 use crate::shutdown::Shutdown;
@@ -61,7 +61,7 @@ pub(crate) fn prepare_output_dir(cfg: &Config) -> Result<(), ConfigError> {
 
 /// The writer thread's state.
 pub(crate) struct Writer<'a> {
-    cfg: &'a Config,
+    output: &'a Output,
     stats: &'a Stats,
     shutdown: &'a Shutdown,
     side: WriterSide,
@@ -86,22 +86,21 @@ pub(crate) struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    /// A writer for `cfg` fed by `side`.
+    /// A writer of `output` for `topics`, fed by `side`.
     pub(crate) fn new(
-        cfg: &'a Config,
+        output: &'a Output,
+        topics: &[String],
         stats: &'a Stats,
         shutdown: &'a Shutdown,
         side: WriterSide,
         timing: Timing,
     ) -> Writer<'a> {
         Writer {
-            cfg,
+            output,
             stats,
             shutdown,
             side,
-            names: cfg
-                .messages
-                .topics
+            names: topics
                 .iter()
                 .map(|t| route::file_name(t))
                 .chain([CONTROL.to_string()])
@@ -228,7 +227,7 @@ impl<'a> Writer<'a> {
 
     /// Creates output_dir again when it is gone (an `rm -rf`, a disk that went away).
     fn ensure_dir(&self) -> io::Result<()> {
-        let dir = &self.cfg.output.output_dir;
+        let dir = &self.output.output_dir;
         if dir.is_dir() {
             return Ok(());
         }
@@ -256,14 +255,14 @@ impl<'a> Writer<'a> {
                 format!(
                     "the clock ({}) is behind the newest hour file in {} ({})",
                     clock::rfc3339_secs(clock::now().as_secs()),
-                    self.cfg.output.output_dir.display(),
+                    self.output.output_dir.display(),
                     clock::rfc3339_secs(newest)
                 )
             } else {
                 format!(
                     "the clock's hour ({}) is already compressed in {}",
                     clock::rfc3339_secs(batch_period),
-                    self.cfg.output.output_dir.display()
+                    self.output.output_dir.display()
                 )
             };
             log::warn!(
@@ -292,7 +291,7 @@ impl<'a> Writer<'a> {
 
     /// The lowest period that may be opened, from the files on disk.
     fn scan_floor(&self) -> u64 {
-        match closed::newest(&self.cfg.output.output_dir, &self.names) {
+        match closed::newest(&self.output.output_dir, &self.names) {
             Some(n) if n.compressed => n.period + self.periods.len().as_secs(),
             Some(n) => n.period,
             None => 0,
@@ -301,7 +300,7 @@ impl<'a> Writer<'a> {
 
     /// The newest hour on disk, for the warning (the floor, or the hour before it).
     fn floor_newest(&self) -> u64 {
-        closed::newest(&self.cfg.output.output_dir, &self.names).map_or(self.floor, |n| n.period)
+        closed::newest(&self.output.output_dir, &self.names).map_or(self.floor, |n| n.period)
     }
 
     fn write_batch(&mut self, batch: Batch) {
@@ -388,7 +387,7 @@ impl<'a> Writer<'a> {
                 }
                 .clone();
                 let mut period = self.period.unwrap_or(0);
-                let mut path = hourfile::path_for(&self.cfg.output.output_dir, &prefix, period);
+                let mut path = hourfile::path_for(&self.output.output_dir, &prefix, period);
                 while closed::compressed(&path) {
                     // Compressed by cron: closed for good. Every file of this period
                     // moves on to the next one, so that all stay in one period.
@@ -402,7 +401,7 @@ impl<'a> Writer<'a> {
                     self.period = Some(next);
                     self.floor = self.floor.max(next);
                     period = next;
-                    path = hourfile::path_for(&self.cfg.output.output_dir, &prefix, period);
+                    path = hourfile::path_for(&self.output.output_dir, &prefix, period);
                 }
                 self.ensure_dir()?;
                 let f = HourFile::open(path.clone()).map_err(|e| {
