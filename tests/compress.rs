@@ -99,10 +99,7 @@ fn compresses_closed_hours_and_never_the_current_one() {
 
 #[test]
 fn zstd_when_asked() {
-    if Command::new("zstd").arg("--version").output().is_err() {
-        println!("skipped: zstd is not installed");
-        return;
-    }
+    require_command("zstd", "--version");
     let d = TempDir::new("czst");
     let cur = now() / 3600 * 3600;
     let (old, text) = hour(d.path(), "t", cur - 7200, 1000);

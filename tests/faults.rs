@@ -531,10 +531,7 @@ fn blocking_sender(n: u64) -> Server {
 /// The disk-full scenario: output_dir on a 2 MiB tmpfs, nearly filled with ballast;
 /// the server sends `n` messages; the ballast is removed after the recorder has hit
 /// the wall for a while. Returns (setup, recorder CPU while the disk was full).
-fn disk_full(
-    on_full: &str,
-    n: u64,
-) -> Option<(Setup, Duration, Duration, String, serde_json::Value)> {
+fn disk_full(on_full: &str, n: u64) -> (Setup, Duration, Duration, String, serde_json::Value) {
     let server = blocking_sender(n);
     let s = Setup::new(
         "diskfull",
@@ -543,10 +540,7 @@ fn disk_full(
     );
     let _mnt = match Tmpfs::mount(&s.out, "2m") {
         Ok(m) => m,
-        Err(why) => {
-            println!("skipped: disk-full test needs a tmpfs: {why}");
-            return None;
-        }
+        Err(why) => missing(&format!("a tmpfs for the disk-full test: {why}")),
     };
     let ballast = s.out.join("ballast");
     let mut b = fs::File::create(&ballast).unwrap();
@@ -601,15 +595,13 @@ fn disk_full(
         log: s2.dir.path().join("wsrec.log"),
         ..s2
     };
-    Some((s2, cpu, wall, log_full, last))
+    (s2, cpu, wall, log_full, last)
 }
 
 #[test]
 fn disk_full_with_block_loses_nothing_and_does_not_spin() {
     let n = 12_000;
-    let Some((s, cpu, wall, log, st)) = disk_full("block", n) else {
-        return;
-    };
+    let (s, cpu, wall, log, st) = disk_full("block", n);
     assert!(
         cpu.as_secs_f64() < 0.1 * wall.as_secs_f64(),
         "CPU {cpu:?} in {wall:?} while the disk was full"
@@ -635,9 +627,7 @@ fn disk_full_with_block_loses_nothing_and_does_not_spin() {
 #[test]
 fn disk_full_with_drop_counts_what_it_drops() {
     let n = 30_000;
-    let Some((s, cpu, wall, log, st)) = disk_full("drop", n) else {
-        return;
-    };
+    let (s, cpu, wall, log, st) = disk_full("drop", n);
     assert!(cpu.as_secs_f64() < 0.1 * wall.as_secs_f64(), "CPU {cpu:?}");
     assert!(log.contains("dropped"), "the drops are logged: {log}");
     let seqs = assert_whole_and_increasing(&s);
@@ -858,9 +848,11 @@ mod tls {
     /// `mount_point` in a private mount namespace (root only), SSL_CERT_FILE and
     /// SSL_CERT_DIR unset: the recorder must find it where the distribution keeps it.
     fn system_trust_store_records(mount_point: &str, file: &str) {
-        if unsafe { libc::geteuid() } != 0 || !Path::new(mount_point).is_dir() {
-            println!("skipped: needs root and {mount_point} to bind-mount a test trust store");
-            return;
+        require_root(&format!("bind-mount a test trust store over {mount_point}"));
+        if !Path::new(mount_point).is_dir() {
+            missing(&format!(
+                "{mount_point}, to bind-mount a test trust store over"
+            ));
         }
         let (server, ca_pem, _) = server(feed_tls(50));
         let url = format!("wss://127.0.0.1:{}/", server.addr.port());
@@ -883,8 +875,7 @@ mod tls {
             .stderr(fs::File::create(&stderr).unwrap())
             .spawn();
         let Ok(child) = child else {
-            println!("skipped: unshare is not available");
-            return;
+            missing("unshare (util-linux)");
         };
         let mut rec = Recorder {
             child,
@@ -901,8 +892,7 @@ mod tls {
             if let Some(st) = rec.child.try_wait().unwrap() {
                 let err = rec.stderr_text();
                 if err.contains("unshare") || err.contains("mount") {
-                    println!("skipped: no private mount namespace here ({st}): {err}");
-                    return;
+                    missing(&format!("a private mount namespace ({st}): {}", err.trim()));
                 }
                 panic!("recorder exited: {st} {err}");
             }
@@ -1102,10 +1092,7 @@ fn sigterm_with_the_disk_full_exits_within_3s_reporting_the_loss() {
     );
     let _mnt = match Tmpfs::mount(&s.out, "2m") {
         Ok(m) => m,
-        Err(why) => {
-            println!("skipped: needs a tmpfs: {why}");
-            return;
-        }
+        Err(why) => missing(&format!("a tmpfs for the disk-full test: {why}")),
     };
     let mut b = fs::File::create(s.out.join("ballast")).unwrap();
     let _ = b.write_all(&vec![0u8; (2 << 20) - (256 << 10)]);

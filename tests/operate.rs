@@ -140,14 +140,7 @@ fn deploy(name: &str) -> String {
 
 #[test]
 fn systemd_units_verify() {
-    let have = Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        println!("skipped: systemd-analyze is not installed");
-        return;
-    }
+    require_command("systemd-analyze", "--version");
     let d = TempDir::new("units");
     for (src, name) in [
         ("wsrec.service", "wsrec.service"),
@@ -279,10 +272,7 @@ fn status_and_gaps_work_with_a_read_only_output_dir() {
     let ro = s.dir.path().join("ro");
     let _bind = match ReadOnlyBind::mount(&s.out, &ro) {
         Ok(b) => b,
-        Err(why) => {
-            println!("skipped: a read-only output_dir needs a read-only bind mount: {why}");
-            return;
-        }
+        Err(why) => missing(&format!("a read-only bind mount for output_dir: {why}")),
     };
     assert!(
         fs::write(ro.join("probe"), b"").is_err(),

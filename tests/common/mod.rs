@@ -16,6 +16,48 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
+/// Fails the test, in one line, because something it needs is missing. A test never
+/// skips: a skipped test shows `ok` and proves nothing. `scripts/install-test-deps`
+/// installs every tool and package the tests use; a few tests also need root (mounts).
+pub fn missing(what: &str) -> ! {
+    panic!(
+        "test dependency missing: {what} (run scripts/install-test-deps, as root for the mount tests)"
+    )
+}
+
+/// `cmd --version` (or `arg`) runs and succeeds; else the test fails naming `cmd`.
+pub fn require_command(cmd: &str, arg: &str) {
+    let ok = Command::new(cmd)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        missing(&format!("`{cmd} {arg}` does not run"));
+    }
+}
+
+/// python3 with the `websockets` package; else the test fails.
+pub fn require_python_websockets() {
+    let ok = Command::new("python3")
+        .args(["-c", "import websockets"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        missing("python3 with the websockets package");
+    }
+}
+
+/// The tests run as root (bind mounts, tmpfs, mount namespaces); else the test fails.
+pub fn require_root(why: &str) {
+    if unsafe { libc::geteuid() } != 0 {
+        missing(&format!("root, to {why}"));
+    }
+}
+
 /// The binary under test: `WSREC_BIN` when set (scripts/static-build runs the tests
 /// against the static build that way), else the one cargo built.
 pub fn bin() -> &'static str {
