@@ -2,20 +2,16 @@
 //! crash recovery at every step, the lock, retention, and side by side with a
 //! running recorder.
 
-mod common;
-
-use std::fs;
+use crate::common::*;
+use serde_json::json;
 use std::io::Read;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::thread;
 use std::time::Duration;
-
-use common::*;
-use serde_json::json;
+use std::{fs, thread};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/compress-closed-hours")

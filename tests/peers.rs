@@ -1,16 +1,13 @@
 //! Servers no one here wrote: Python's `websockets` and Node's `ws`. Each sends 20,000
 //! messages; all must be recorded verbatim and in order. `scripts/install-test-deps`
-//! (run by `.ci/run`) installs them; without them these tests skip, saying why.
+//! installs them; without them these tests fail, saying why.
 
-mod common;
-
+use crate::common::*;
+use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-use common::*;
-use serde_json::json;
 
 const N: u64 = 20_000;
 

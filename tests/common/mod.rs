@@ -8,8 +8,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -503,4 +503,72 @@ pub fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
+}
+
+/// A server that sends to each connection as fast as `rate` msgs/s allows, with one
+/// sequence counter across connections, until the client goes away.
+pub fn paced_server(rate: u64, next: Arc<AtomicU64>) -> Server {
+    Server::start(move |_, stream| {
+        let next = next.clone();
+        thread::spawn(move || {
+            let (mut ws, _) = accept_subscribed(stream);
+            let start = Instant::now();
+            let mut sent = 0u64;
+            loop {
+                let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+                if sent >= due {
+                    thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                let burst = (due - sent).min(1000);
+                for _ in 0..burst {
+                    let seq = next.fetch_add(1, SeqCst);
+                    if ws.write(Message::text(msg(seq))).is_err() {
+                        return;
+                    }
+                }
+                sent += burst;
+                if ws.flush().is_err() {
+                    return;
+                }
+            }
+        });
+    })
+}
+
+/// Every line of every file parses and each file ends with a newline; seqs increase.
+pub fn assert_whole_and_increasing(s: &Setup) -> Vec<u64> {
+    let seqs = s.seqs(); // panics on a line that does not parse or a partial tail
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "no duplicates, in order"
+    );
+    seqs
+}
+
+/// Waits until the wall clock is at least `margin` seconds into a period of `period`
+/// seconds and at least `margin` seconds before its end.
+pub fn mid_period(period: u64, margin: f64) {
+    wait_until(
+        Duration::from_secs(period + 5),
+        "the middle of a period",
+        || {
+            let into = unix_now() % period as f64;
+            into >= margin && into <= period as f64 - margin
+        },
+    );
+}
+
+/// A server that subscribes each client and sends it `n` messages, then holds the
+/// connection open (reading, so pings get pongs) until the client leaves.
+pub fn feed(n: u64, subs: mpsc::Sender<String>) -> Server {
+    Server::start(move |_, stream| {
+        let subs = subs.clone();
+        thread::spawn(move || {
+            let (mut ws, sub) = accept_subscribed(stream);
+            let _ = subs.send(sub);
+            send_range(&mut ws, 0..n);
+            hold(ws);
+        });
+    })
 }
