@@ -111,28 +111,21 @@ fn read_request(s: &TcpStream) -> String {
 
 #[test]
 fn handshake_refusals_back_off_and_honour_retry_after() {
-    let at = Arc::new(Mutex::new(Vec::new()));
-    let a = at.clone();
-    let server = Server::start(move |i, mut stream| {
-        a.lock().unwrap().push(Instant::now());
-        match i {
-            0..=2 => {
-                read_request(&stream);
-                let _ = stream.write_all(
+    let server = Server::start(move |i, mut stream| match i {
+        0..=2 => {
+            read_request(&stream);
+            let _ = stream.write_all(
                     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
-            }
-            3 => {
-                read_request(&stream);
-                let _ = stream.write_all(
+        }
+        3 => {
+            read_request(&stream);
+            let _ = stream.write_all(
                     b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
-            }
-            _ => {
-                let (mut ws, _) = accept_subscribed(stream);
-                send_range(&mut ws, 0..10);
-                hold(ws);
-            }
+        }
+        _ => {
+            send_and_hold(stream, 0..10);
         }
     });
     let s = Setup::new(
@@ -144,7 +137,7 @@ fn handshake_refusals_back_off_and_honour_retry_after() {
     wait_until(Duration::from_secs(15), "recorded after refusals", || {
         s.seqs().len() == 10
     });
-    let at = at.lock().unwrap().clone();
+    let at = server.connect_times();
     assert_eq!(at.len(), 5, "one attempt per refusal, no tight loop");
     let gaps: Vec<f64> = at.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
     for (k, g) in gaps[..3].iter().enumerate() {
@@ -202,11 +195,7 @@ fn an_oversize_message_after_every_connect_grows_the_back_off() {
 /// at its timeout. Both failures are handled like a refused connect.
 #[test]
 fn ws_url_command_failures_are_retried_like_refused_connects() {
-    let server = Server::start(|_, stream| {
-        let (mut ws, _) = accept_subscribed(stream);
-        send_range(&mut ws, 0..5);
-        hold(ws);
-    });
+    let server = Server::sending(0..5);
     let dir = TempDir::new("urlcmd-state");
     let count = dir.path().join("n");
     let cmd = format!(
@@ -301,10 +290,7 @@ fn empty_subscribe_message_sends_nothing() {
 fn backoff_grows_with_jitter_and_resets_after_data() {
     // Connections 0..5 are closed at once (no handshake); connection 6 delivers a
     // message and closes; connection 7 is accepted for good.
-    let times = Arc::new(Mutex::new(Vec::new()));
-    let t = times.clone();
     let server = Server::start(move |i, stream| {
-        t.lock().unwrap().push(Instant::now());
         if i < 6 {
             drop(stream);
         } else if i == 6 {
@@ -314,9 +300,7 @@ fn backoff_grows_with_jitter_and_resets_after_data() {
             let _ = ws.flush();
             while ws.read().is_ok() {}
         } else {
-            let (mut ws, _) = accept_subscribed(stream);
-            send_range(&mut ws, 1..2);
-            hold(ws);
+            send_and_hold(stream, 1..2);
         }
     });
     let s = Setup::new(
@@ -326,12 +310,12 @@ fn backoff_grows_with_jitter_and_resets_after_data() {
     );
     let _rec = s.start();
     wait_until(Duration::from_secs(20), "8 connections", || {
-        times.lock().unwrap().len() >= 8
+        server.connect_times().len() >= 8
     });
     wait_until(Duration::from_secs(5), "both lines", || {
         s.seqs() == vec![0, 1]
     });
-    let times = times.lock().unwrap().clone();
+    let times = server.connect_times();
     let gaps: Vec<f64> = times
         .windows(2)
         .map(|w| (w[1] - w[0]).as_secs_f64())

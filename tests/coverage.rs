@@ -4,30 +4,22 @@ use crate::common::*;
 use serde_json::{Value, json};
 use std::fs;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[test]
 fn coverage_journal_and_gaps() {
     // Session 0: 10 messages, then the server closes; connections 1 and 2 are refused;
     // session 3: 10 messages, held. The outage between them is the gap.
-    let times = Arc::new(Mutex::new(Vec::new()));
-    let t = times.clone();
-    let server = Server::start(move |i, stream| {
-        t.lock().unwrap().push(unix_now());
-        match i {
-            0 => {
-                let (mut ws, _) = accept_subscribed(stream);
-                send_range(&mut ws, 0..10);
-                ws.close(None).unwrap();
-                while ws.read().is_ok() {}
-            }
-            1 | 2 => drop(stream),
-            _ => {
-                let (mut ws, _) = accept_subscribed(stream);
-                send_range(&mut ws, 10..20);
-                hold(ws);
-            }
+    let server = Server::start(move |i, stream| match i {
+        0 => {
+            let (mut ws, _) = accept_subscribed(stream);
+            send_range(&mut ws, 0..10);
+            ws.close(None).unwrap();
+            while ws.read().is_ok() {}
+        }
+        1 | 2 => drop(stream),
+        _ => {
+            send_and_hold(stream, 10..20);
         }
     });
     let s = Setup::new(
@@ -130,11 +122,7 @@ fn coverage_journal_and_gaps() {
 
 #[test]
 fn coverage_after_a_crash_counts_up_to_the_last_checkpoint() {
-    let server = Server::start(|_, stream| {
-        let (mut ws, _) = accept_subscribed(stream);
-        send_range(&mut ws, 0..5);
-        hold(ws);
-    });
+    let server = Server::sending(0..5);
     let s = Setup::new(
         "coverage-kill",
         &server.url(),

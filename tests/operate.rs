@@ -12,9 +12,7 @@ use std::{fs, thread};
 fn log_file_survives_copytruncate() {
     let server = Server::start(|_, stream| {
         thread::spawn(move || {
-            let (mut ws, _) = accept_subscribed(stream);
-            send_range(&mut ws, 0..10);
-            hold(ws);
+            send_and_hold(stream, 0..10);
         });
     });
     let s = Setup::new("logrot", &server.url(), json!({"status_interval": 0.2}));

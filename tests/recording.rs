@@ -67,11 +67,7 @@ fn record_100(s: &Setup) {
 
 #[test]
 fn clock_behind_the_files_never_writes_to_a_closed_hour() {
-    let server = Server::start(|_, stream| {
-        let (mut ws, _) = accept_subscribed(stream);
-        send_range(&mut ws, 0..100);
-        hold(ws);
-    });
+    let server = Server::sending(0..100);
     mid_period(3600, 20.0);
     let hour = (unix_now() as u64) / 3600 * 3600;
     let gz = b"\x1f\x8b compressed by cron";

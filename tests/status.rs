@@ -89,10 +89,7 @@ fn metrics_file_is_prometheus_text_rewritten_atomically() {
 
 #[test]
 fn status_socket_leftover_live_and_absent() {
-    let server = Server::start(|_, stream| {
-        let (ws, _) = accept_subscribed(stream);
-        hold(ws);
-    });
+    let server = Server::sending(0..0);
     let s = Setup::new("sock", &server.url(), json!({}));
     // A leftover socket file of a dead process.
     drop(UnixListener::bind(&s.socket).unwrap());
@@ -158,11 +155,7 @@ fn probe(s: &Setup) -> (Option<i32>, Duration) {
 #[test]
 fn status_answers_within_1s_beside_idle_and_streaming_clients() {
     use std::os::unix::net::UnixStream;
-    let server = Server::start(|_, stream| {
-        let (mut ws, _) = accept_subscribed(stream);
-        send_range(&mut ws, 0..10);
-        hold(ws);
-    });
+    let server = Server::sending(0..10);
     let s = Setup::new("sockdos", &server.url(), json!({}));
     let mut rec = s.start();
     s.wait_status();
@@ -241,10 +234,7 @@ fn status_answers_within_1s_beside_idle_and_streaming_clients() {
 #[test]
 fn status_socket_is_0660_and_bound_again_when_removed() {
     use std::os::unix::fs::PermissionsExt;
-    let server = Server::start(|_, stream| {
-        let (ws, _) = accept_subscribed(stream);
-        hold(ws);
-    });
+    let server = Server::sending(0..0);
     let s = Setup::new("sockrm", &server.url(), json!({}));
     let mut rec = s.start();
     s.wait_status();
@@ -383,11 +373,7 @@ impl Drop for ReadOnlyBind {
 /// the gaps: loading the config touches nothing.
 #[test]
 fn status_and_gaps_work_with_a_read_only_output_dir() {
-    let server = Server::start(|_, stream| {
-        let (mut ws, _) = accept_subscribed(stream);
-        send_range(&mut ws, 0..5);
-        hold(ws);
-    });
+    let server = Server::sending(0..5);
     let s = Setup::new("readonly", &server.url(), json!({"coverage_journal": true}));
     let mut rec = s.start();
     wait_until(Duration::from_secs(10), "5 lines", || s.seqs().len() == 5);

@@ -5,11 +5,12 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::ops::Range;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -385,10 +386,12 @@ fn proc_field(pid: i32, key: &str) -> u64 {
 }
 
 /// A TCP server on 127.0.0.1 calling `handler(connection_index, stream)` for each
-/// connection, one after another on its own thread.
+/// connection, one after another on its own thread. It notes when each connection
+/// was accepted (`connect_times`), for tests of back-off and reconnect timing.
 pub struct Server {
     pub addr: SocketAddr,
     pub accepted: Arc<AtomicUsize>,
+    times: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Server {
@@ -396,15 +399,27 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let (count, t) = (accepted.clone(), times.clone());
         thread::spawn(move || {
             for (i, stream) in listener.incoming().enumerate() {
                 let Ok(stream) = stream else { continue };
+                t.lock().unwrap().push(Instant::now());
                 count.fetch_add(1, SeqCst);
                 handler(i, stream);
             }
         });
-        Server { addr, accepted }
+        Server {
+            addr,
+            accepted,
+            times,
+        }
+    }
+
+    /// A server that subscribes every connection, sends it messages `range` and
+    /// holds it (`send_and_hold`).
+    pub fn sending(range: Range<u64>) -> Server {
+        Server::start(move |_, stream| send_and_hold(stream, range.clone()))
     }
 
     pub fn url(&self) -> String {
@@ -413,6 +428,11 @@ impl Server {
 
     pub fn connections(&self) -> usize {
         self.accepted.load(SeqCst)
+    }
+
+    /// When each connection so far was accepted, in order.
+    pub fn connect_times(&self) -> Vec<Instant> {
+        self.times.lock().unwrap().clone()
     }
 }
 
@@ -452,13 +472,21 @@ pub fn hold(mut ws: WebSocket<TcpStream>) {
     thread::spawn(move || while ws.read().is_ok() {});
 }
 
+/// Accepts a plain WebSocket, reads the subscribe message, sends messages `range` and
+/// holds the connection (`hold`): the server most tests need.
+pub fn send_and_hold(stream: TcpStream, range: Range<u64>) {
+    let (mut ws, _) = accept_subscribed(stream);
+    send_range(&mut ws, range);
+    hold(ws);
+}
+
 /// A data message with sequence number `seq` for topic `t`, about 100 bytes.
 pub fn msg(seq: u64) -> String {
     format!(r#"{{"topic":"t","seq":{seq},"data":[{{"p":"67011.5","v":"0.001","S":"Buy"}}]}}"#)
 }
 
 /// Sends messages `range` and flushes.
-pub fn send_range<S: Read + Write>(ws: &mut WebSocket<S>, range: std::ops::Range<u64>) {
+pub fn send_range<S: Read + Write>(ws: &mut WebSocket<S>, range: Range<u64>) {
     for i in range {
         ws.write(Message::text(msg(i))).unwrap();
     }
