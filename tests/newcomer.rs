@@ -1,8 +1,6 @@
 //! A newcomer's first minutes: what someone who just installed wsrec meets when they
 //! start it by hand, mistype a flag, forget the config, or ask `--status` why.
 
-mod common;
-
 use std::fs;
 use std::io::Read;
 use std::os::fd::FromRawFd;
@@ -14,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn run_in(dir: &Path, args: &[&str]) -> Output {

@@ -87,14 +87,15 @@ fn systemd_units_verify() {
 }
 
 #[test]
-fn deploy_files_are_consistent_and_in_the_readme() {
+fn deploy_files_are_consistent_and_in_the_operations_doc() {
     let readme =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md"))
+            .unwrap();
     for f in ["wsrec.service", "wsrec.cron", "logrotate.conf"] {
         let text = deploy(f);
         assert!(
             readme.contains(text.trim()),
-            "README shows deploy/{f} as it is (copy it in again after editing)"
+            "docs/operations.md shows deploy/{f} as it is (copy it in again after editing)"
         );
     }
     // The template unit differs from the plain one in its ExecStart, which is shown.
@@ -103,7 +104,10 @@ fn deploy_files_are_consistent_and_in_the_readme() {
         .lines()
         .find(|l| l.starts_with("ExecStart="))
         .unwrap();
-    assert!(readme.contains(exec), "README shows the template's {exec}");
+    assert!(
+        readme.contains(exec),
+        "docs/operations.md shows the template's {exec}"
+    );
     // The cron line calls the script with options it accepts.
     let cron = deploy("wsrec.cron");
     let line = cron

@@ -15,6 +15,7 @@
 //! - `connect`: connecting, subscribing, reconnecting, back-off, `ws_url_command`.
 //! - `routing`: several topics on one connection and which file a message goes to.
 //! - `shutdown`: SIGTERM and SIGKILL, what is flushed and what is kept.
+//! - `close_window`: frames that arrive after SIGTERM, text and binary alike.
 //! - `disk`: the output directory and the disk: full, deleted, files moved away.
 //! - `tls`: wss:// and the trust stores.
 //! - `status`: `--status`, the status socket, exit codes for monitoring, the metrics
@@ -22,6 +23,8 @@
 //! - `coverage`: the coverage journal and `wsrec gaps`.
 //! - `operate`: deploy/ (systemd units, cron, logrotate) and log rotation.
 //! - `compress`: `scripts/compress-closed-hours`.
+//! - `newcomer`: a newcomer's first minutes: the start line, short flags, usage
+//!   errors, why `--status` is unhealthy.
 //! - `peers`: servers no one here wrote (Python `websockets`, Node `ws`).
 //!
 //! A new behaviour gets a new file `tests/NAME.rs` starting with `use
@@ -36,6 +39,7 @@
 mod common;
 
 mod cli;
+mod close_window;
 mod compress;
 mod connect;
 mod coverage;
@@ -43,6 +47,7 @@ mod disk;
 mod frames;
 mod keepalive;
 mod layout;
+mod newcomer;
 mod operate;
 mod peers;
 mod recording;

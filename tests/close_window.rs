@@ -3,13 +3,11 @@
 //! frame (HTX, OKX: gzip) that arrives then is decoded and recorded exactly as a text
 //! frame is.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::json;
