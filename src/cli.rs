@@ -2,6 +2,8 @@
 
 use argh::FromArgs;
 
+use crate::exit_codes::Exit;
+
 /// Records a WebSocket stream, verbatim, to hourly JSONL files.
 #[derive(FromArgs, Debug)]
 pub(crate) struct Args {
@@ -112,11 +114,11 @@ pub(crate) fn parse() -> Args {
         Err(early) => match early.status {
             Ok(()) => {
                 print!("{}", early.output);
-                std::process::exit(0)
+                std::process::exit(i32::from(u8::from(Exit::Success)))
             }
             Err(()) => {
                 eprintln!("{}", usage_error(&early.output, &rest));
-                std::process::exit(2)
+                std::process::exit(i32::from(u8::from(Exit::Usage)))
             }
         },
     }
