@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::message::RouteIdsSpec;
 use crate::message::decode::Binary;
-use crate::message::heartbeat::RuleSpec;
+use crate::message::heartbeat::{PatternSpec, RuleSpec, scalars};
 use crate::message::jsonline::Pointers;
 use crate::message::template::Template;
 use fields::{Fields, kind};
@@ -105,10 +105,14 @@ pub(crate) struct Config {
     pub(crate) subscribe_messages: Vec<Template>,
     /// Pause between subscribe messages.
     pub(crate) subscribe_interval: Duration,
+    /// Wait for this message after connecting before subscribing.
+    pub(crate) welcome: Option<crate::reader::welcome::Welcome>,
     /// A text frame equal to this is a keep-alive answer: not written, not refused.
     pub(crate) pong_text: Option<String>,
     /// Replies to the server's heartbeats.
     pub(crate) heartbeats: Vec<RuleSpec>,
+    /// Messages about the subscription: to `_control` whatever their route key.
+    pub(crate) control_messages: Vec<PatternSpec>,
     /// What binary frames hold.
     pub(crate) binary: Binary,
     /// Extra headers on the upgrade request.
@@ -478,6 +482,15 @@ impl Config {
             0.0..=60.0,
             "seconds between subscribe messages (for venues that limit their rate)",
         )?;
+        let welcome = match f.take(
+            "welcome",
+            "wait for the venue's welcome before sending `subscribe_message`: `{\"equals\": {pointer: value}}` (or `has`) for a JSON welcome, `{\"text\": \"...\"}` for a plain-text one (neither written nor counted as rejected); `\"timeout\"` seconds (default 10), after which it subscribes anyway",
+        ) {
+            None => None,
+            Some(v) => Some(
+                crate::reader::welcome::Welcome::parse(v).map_err(|e| f.err("welcome", e))?,
+            ),
+        };
 
         let ping_interval = f.seconds(
             "ping_interval",
@@ -507,10 +520,21 @@ impl Config {
             None => Vec::new(),
             Some(v) => heartbeat_rules(v).map_err(|e| f.err("heartbeat_replies", e))?,
         };
-        if let Routing::ByKey { route_by, ids, .. } = &routing {
-            crate::message::Lookups::new(route_by, &heartbeats, ids.as_ref())
-                .map_err(|e| f.err("heartbeat_replies", e))?;
-        }
+        let control_messages = match f.take(
+            "control_messages",
+            "rules for messages about the subscription (acks, errors, notices) that go to `_control` even when their route key names a topic: `[{\"has\": [pointers], \"equals\": {pointer: value}}]`",
+        ) {
+            None => Vec::new(),
+            Some(v) => crate::message::control::parse(v).map_err(|e| f.err("control_messages", e))?,
+        };
+        let (route_by, ids): (&[String], _) = match &routing {
+            Routing::ByKey { route_by, ids, .. } => (route_by, ids.as_ref()),
+            Routing::Single => (&[], None),
+        };
+        crate::message::Lookups::new(route_by, &heartbeats, ids, &[])
+            .map_err(|e| f.err("heartbeat_replies", e))?;
+        crate::message::Lookups::new(route_by, &heartbeats, ids, &control_messages)
+            .map_err(|e| f.err("control_messages", e))?;
         let stale_timeout = f.seconds(
             "stale_timeout",
             60.0,
@@ -597,8 +621,10 @@ impl Config {
             status_socket: non_empty(status_socket),
             subscribe_messages,
             subscribe_interval: secs(subscribe_interval),
+            welcome,
             pong_text: (!pong_text.is_empty()).then_some(pong_text),
             heartbeats,
+            control_messages,
             binary,
             handshake_headers,
             ws_url_command,
@@ -633,7 +659,7 @@ fn route_ids(v: Value) -> Result<RouteIdsSpec, String> {
         return Err(format!("expected an object, got {}", kind(&v)));
     };
     let when = match m.remove("when") {
-        Some(Value::Object(w)) if !w.is_empty() => equals(w)?,
+        Some(Value::Object(w)) if !w.is_empty() => scalars(w)?,
         _ => return Err("\"when\" must be an object of pointers to values".into()),
     };
     let id = match m.remove("id") {
@@ -656,21 +682,6 @@ fn route_ids(v: Value) -> Result<RouteIdsSpec, String> {
     Ok(RouteIdsSpec { when, id, key })
 }
 
-/// An `equals`/`when` object: pointer -> the compact JSON text of a scalar.
-fn equals(m: Map<String, Value>) -> Result<Vec<(String, String)>, String> {
-    m.into_iter()
-        .map(|(p, v)| {
-            if v.is_object() || v.is_array() {
-                Err(format!(
-                    "\"{p}\": only a string, number, true, false or null can be compared"
-                ))
-            } else {
-                Ok((p, v.to_string()))
-            }
-        })
-        .collect()
-}
-
 /// Parses `heartbeat_replies`.
 fn heartbeat_rules(v: Value) -> Result<Vec<RuleSpec>, String> {
     let Value::Array(items) = v else {
@@ -682,32 +693,7 @@ fn heartbeat_rules(v: Value) -> Result<Vec<RuleSpec>, String> {
         let Value::Object(mut rule) = item else {
             return Err(format!("rule {n}: expected an object, got {}", kind(&item)));
         };
-        let has = match rule.remove("has") {
-            None => Vec::new(),
-            Some(Value::Array(a)) => strings(a)
-                .map_err(|k| format!("rule {n}: \"has\": expected pointers, found {k}"))?,
-            Some(v) => {
-                return Err(format!(
-                    "rule {n}: \"has\": expected an array, got {}",
-                    kind(&v)
-                ));
-            }
-        };
-        let equals = match rule.remove("equals") {
-            None => Vec::new(),
-            Some(Value::Object(m)) => {
-                equals(m).map_err(|e| format!("rule {n}: \"equals\": {e}"))?
-            }
-            Some(v) => {
-                return Err(format!(
-                    "rule {n}: \"equals\": expected an object, got {}",
-                    kind(&v)
-                ));
-            }
-        };
-        if has.is_empty() && equals.is_empty() {
-            return Err(format!("rule {n}: give \"has\" or \"equals\" (or both)"));
-        }
+        let pattern = PatternSpec::take(&mut rule).map_err(|e| format!("rule {n}: {e}"))?;
         let reply = match rule.remove("reply") {
             Some(Value::String(s)) if !s.is_empty() => {
                 Template::parse(&s, true).map_err(|e| format!("rule {n}: \"reply\": {e}"))?
@@ -723,15 +709,10 @@ fn heartbeat_rules(v: Value) -> Result<Vec<RuleSpec>, String> {
                 "rule {n}: unknown key \"{k}\" (known: has, equals, reply)"
             ));
         }
-        for p in has
-            .iter()
-            .chain(equals.iter().map(|(p, _)| p))
-            .map(String::as_str)
-            .chain(reply.pointers())
-        {
+        for p in pattern.pointers().chain(reply.pointers()) {
             probe.add(p).map_err(|e| format!("rule {n}: {e}"))?;
         }
-        rules.push(RuleSpec { has, equals, reply });
+        rules.push(RuleSpec { pattern, reply });
     }
     Ok(rules)
 }
@@ -805,7 +786,11 @@ mod tests {
     /// here: the declaration is the one definition, the README row its copy.
     #[test]
     fn readme_documents_every_field() {
-        let readme = include_str!("../../README.md");
+        // The rows live in the README or in docs/configuration.md.
+        let readme = concat!(
+            include_str!("../../README.md"),
+            include_str!("../../docs/configuration.md")
+        );
         let path = Path::new("c.json");
         let mut f = Fields::new(path, Map::new());
         Config::declare(path, &mut f).unwrap();

@@ -1,6 +1,7 @@
 //! Per-message logic that needs no socket: the JSON check and its pointer lookups,
 //! decoding binary frames, heartbeat replies, message templates, and file names.
 
+pub(crate) mod control;
 pub(crate) mod decode;
 pub(crate) mod heartbeat;
 pub mod jsonline;
@@ -9,7 +10,8 @@ pub(crate) mod template;
 
 use std::ops::Range;
 
-use heartbeat::{Heartbeats, RuleSpec};
+use control::ControlRules;
+use heartbeat::{Heartbeats, PatternSpec, RuleSpec};
 use jsonline::{Pointers, unquoted};
 
 /// `route_ids` as configured: messages that match `when` say that the value at `id`
@@ -44,16 +46,19 @@ pub(crate) struct Lookups {
     pub(crate) route: usize,
     /// The heartbeat rules, resolved against `ptrs`.
     pub(crate) heartbeats: Heartbeats,
+    /// Messages that go to `_control` whatever their route key (`control_messages`).
+    pub(crate) control: ControlRules,
     learn: Option<Learn>,
 }
 
 impl Lookups {
-    /// Resolves `route_by`, the heartbeat rules and `route_ids` into one set of
-    /// pointers.
+    /// Resolves `route_by`, the heartbeat rules, `route_ids` and the control rules
+    /// into one set of pointers.
     pub(crate) fn new(
         route_by: &[String],
         rules: &[RuleSpec],
         ids: Option<&RouteIdsSpec>,
+        control: &[PatternSpec],
     ) -> Result<Lookups, String> {
         let mut ptrs = Pointers::default();
         for p in route_by {
@@ -80,10 +85,12 @@ impl Lookups {
                     .collect::<Result<_, _>>()?,
             }),
         };
+        let control = ControlRules::new(control, &mut ptrs)?;
         Ok(Lookups {
             ptrs,
             route,
             heartbeats,
+            control,
             learn,
         })
     }

@@ -93,7 +93,7 @@ impl<'a> LineSink<'a> {
                 ids,
             } => (route_by, separator, ids.as_ref()),
         };
-        let lookups = Lookups::new(route_by, &cfg.heartbeats, ids)
+        let lookups = Lookups::new(route_by, &cfg.heartbeats, ids, &cfg.control_messages)
             .expect("the pointers were checked when the config was loaded");
         LineSink {
             cfg,
@@ -231,6 +231,9 @@ impl<'a> LineSink<'a> {
     /// The file of a checked message: its topic's, when its route key names one.
     #[inline]
     fn dest(&mut self, msg: &[u8]) -> Dest {
+        if self.lookups.control.is_control(msg, &self.found) {
+            return Dest::Control;
+        }
         let key = match self.lookups.route {
             0 => return Dest::Topic(0),
             1 => match &self.found[0] {
@@ -442,6 +445,28 @@ mod tests {
                 Dest::Control
             ]
         );
+    }
+
+    #[test]
+    fn control_rules_send_acks_to_control_even_with_the_route_fields() {
+        let cfg = config(json!({
+            "topics": ["trades.BTC-USDT"],
+            "route_by": ["/arg/channel", "/arg/instId"],
+            "control_messages": [{"has": ["/event"]}],
+        }));
+        let stats = Stats::new(64, 60.0);
+        let shutdown = Shutdown::new().unwrap();
+        let (r, w) = batch::channel(64);
+        let mut sink = LineSink::new(&cfg, &stats, &shutdown, r, Periods::of_secs(3600));
+        for m in [
+            r#"{"event":"subscribe","arg":{"channel":"trades","instId":"BTC-USDT"},"connId":"a4d3ae55"}"#,
+            r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"px":"78808.8"}]}"#,
+        ] {
+            assert!(sink.accept(m.as_bytes()));
+        }
+        sink.ship();
+        let dests: Vec<Dest> = lines(&drain(&w)[0]).into_iter().map(|(d, _)| d).collect();
+        assert_eq!(dests, [Dest::Control, Dest::Topic(0)]);
     }
 
     #[test]

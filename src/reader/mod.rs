@@ -6,6 +6,7 @@ mod backoff;
 mod connect;
 mod lines;
 mod session;
+pub(crate) mod welcome;
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -126,7 +127,18 @@ impl<'a> Reader<'a> {
         }
         self.stats.connected.store(true, Relaxed);
         log::info!("connected to {}", self.cfg.ws_url.url);
-        let end = match self.subscribe(&mut ws, &mut span) {
+        let welcomed = match &self.cfg.welcome {
+            Some(w) => welcome::wait(
+                w,
+                &mut ws,
+                &mut self.lines,
+                &mut span,
+                self.shutdown,
+                self.cfg.pong_text.as_deref(),
+            ),
+            None => Ok(()),
+        };
+        let end = match welcomed.and_then(|()| self.subscribe(&mut ws, &mut span)) {
             Ok(()) => match Session::new(
                 self.cfg,
                 self.stats,

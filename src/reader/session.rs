@@ -54,7 +54,7 @@ pub(crate) enum End {
 }
 
 impl End {
-    fn failed(reason: impl Into<String>) -> End {
+    pub(super) fn failed(reason: impl Into<String>) -> End {
         End::Lost {
             reason: reason.into(),
             clean: false,
@@ -169,6 +169,10 @@ impl<'s, 'a> Session<'s, 'a> {
                 self.bytes += t.len();
                 // The answer to our text ping (OKX, Bitget, BitMEX): traffic, not data.
                 if self.cfg.pong_text.as_deref() == Some(t.as_str()) {
+                    return Ok(());
+                }
+                // A plain-text welcome (`welcome.text`) is documented traffic, not data.
+                if self.cfg.welcome.as_ref().is_some_and(|w| w.is_text(&t)) {
                     return Ok(());
                 }
                 if self.lines.accept(t.as_ref()) {
