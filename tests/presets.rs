@@ -777,11 +777,15 @@ fn presets_are_documented_configs() {
         }
         assert_eq!(about["checked"], json!("2026-12-01"), "{n}");
         assert!(about["caveats"].is_array(), "{n}: about.caveats");
-        assert_eq!(cfg["output_dir"], json!(format!("./{n}")), "{n}");
-        assert_eq!(cfg["log_file"], json!(format!("{n}.log")), "{n}");
+        assert_eq!(
+            cfg["output_dir"],
+            json!(format!("/var/lib/wsrec/output/{n}")),
+            "{n}"
+        );
+        assert_eq!(cfg["log_file"], json!(format!("/var/log/wsrec/{n}.log")), "{n}");
         assert_eq!(
             cfg["status_socket"],
-            json!(format!("/tmp/wsrec-{n}.sock")),
+            json!(format!("/run/wsrec/{n}.sock")),
             "{n}"
         );
         // wsrec itself accepts it: a status query against it fails only because no
