@@ -859,3 +859,163 @@ fn presets_are_documented_configs() {
         );
     }
 }
+
+/// The value(s) of `key=` lines in a systemd unit.
+fn unit_values<'u>(unit: &'u str, key: &str) -> Vec<&'u str> {
+    unit.lines()
+        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .flat_map(str::split_whitespace)
+        .collect()
+}
+
+/// `path` (absolute) moved under `root`.
+fn under(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+/// What the docs install (`wsrec init NAME > /etc/wsrec/NAME.json`, `systemctl enable
+/// --now wsrec@NAME`, deploy/wsrec.cron) lines up: every preset's output_dir, log
+/// file and status socket are where deploy/wsrec@.service lets the recorder write
+/// (and the socket not in /tmp, which PrivateTmp hides from a shell), and its
+/// output_dir is one the cron job compresses. Then the OKX preset runs with exactly
+/// those paths (moved under a temporary root): `--status` answers on the unit's socket
+/// path, and the cron job's compress command compresses its closed hours.
+#[test]
+fn presets_line_up_with_the_unit_and_the_cron_job() {
+    let unit = fs::read_to_string(manifest().join("deploy/wsrec@.service")).unwrap();
+    let cron = fs::read_to_string(manifest().join("deploy/wsrec.cron")).unwrap();
+    assert!(
+        unit_values(&unit, "ExecStart").contains(&"/etc/wsrec/%i.json"),
+        "the unit runs /etc/wsrec/<instance>.json, where the docs put `wsrec init <name>`"
+    );
+    let state = format!("/var/lib/{}/", unit_values(&unit, "StateDirectory")[0]);
+    let logs = format!("/var/log/{}/", unit_values(&unit, "LogsDirectory")[0]);
+    let run_dir = format!("/run/{}/", unit_values(&unit, "RuntimeDirectory")[0]);
+    let writable = unit_values(&unit, "ReadWritePaths");
+    let private_tmp = unit_values(&unit, "PrivateTmp") == ["yes"];
+    // The compress command of the cron line, up to its log redirection.
+    let line = cron
+        .lines()
+        .find(|l| l.contains("compress-closed-hours") && !l.starts_with('#'))
+        .expect("deploy/wsrec.cron runs compress-closed-hours");
+    let start = line.find("/usr/local/bin/compress-closed-hours").unwrap();
+    let compress = &line[start..line[start..].find(" >>").unwrap() + start];
+
+    let root = TempDir::new("preset-unit");
+    let root_str = root.path().to_str().unwrap();
+    // The directories the cron job hands to compress-closed-hours, on this root.
+    let cron_dirs = || -> Vec<PathBuf> {
+        let args = compress
+            .trim_start_matches("/usr/local/bin/compress-closed-hours")
+            .replace("/var/lib/wsrec", &format!("{root_str}/var/lib/wsrec"));
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("for a in {args}; do echo \"$a\"; done"))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| PathBuf::from(l.trim_end_matches('/')))
+            .collect()
+    };
+    for n in NAMES {
+        let cfg: Value = serde_json::from_str(
+            &fs::read_to_string(manifest().join(format!("examples/venues/{n}.json"))).unwrap(),
+        )
+        .unwrap();
+        let out = cfg["output_dir"].as_str().unwrap();
+        let log = cfg["log_file"].as_str().unwrap();
+        let sock = cfg["status_socket"].as_str().unwrap();
+        assert!(out.starts_with(&state), "{n}: output_dir {out} is under {state}");
+        assert!(log.starts_with(&logs), "{n}: log_file {log} is under {logs}");
+        assert!(
+            sock.starts_with(&run_dir),
+            "{n}: status_socket {sock} is under {run_dir}"
+        );
+        for p in [out, log, sock] {
+            assert!(
+                writable.iter().any(|w| p.starts_with(&format!("{w}/"))),
+                "{n}: {p} is in the unit's ReadWritePaths {writable:?}"
+            );
+            assert!(
+                !(private_tmp && p.starts_with("/tmp/")),
+                "{n}: {p} is in the unit's private /tmp, out of reach of a shell"
+            );
+        }
+        fs::create_dir_all(under(root.path(), out)).unwrap();
+        assert!(
+            cron_dirs().contains(&under(root.path(), out)),
+            "{n}: the cron job compresses {out} ({compress})"
+        );
+    }
+
+    // The OKX preset with the unit's paths, under the temporary root.
+    require_python();
+    let text = String::from_utf8(init(&["okx"]).stdout).unwrap();
+    let mut cfg: Value = serde_json::from_str(&text).unwrap();
+    let sim = Sim::start(root.path(), "okx", S);
+    for k in ["output_dir", "log_file", "status_socket"] {
+        let moved = under(root.path(), cfg[k].as_str().unwrap());
+        cfg[k] = json!(moved);
+    }
+    // systemd makes these (StateDirectory, LogsDirectory, RuntimeDirectory).
+    for d in [&state, &logs, &run_dir] {
+        fs::create_dir_all(under(root.path(), d)).unwrap();
+    }
+    cfg["ws_url"] = json!(local_url(cfg["ws_url"].as_str().unwrap(), sim.port));
+    for (k, d) in [("ping_interval", 20.0), ("stale_timeout", 60.0)] {
+        cfg[k] = scaled(&cfg, k, d, S);
+    }
+    let etc = under(root.path(), "/etc/wsrec/okx.json");
+    fs::create_dir_all(etc.parent().unwrap()).unwrap();
+    fs::write(&etc, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    let mut rec = Recorder::spawn(
+        root.path(),
+        &["--config".to_string(), etc.display().to_string()],
+        &[("WSREC_PERIOD_SECS", "2"), ("WSREC_CLOSE_GRACE_SECS", "0.5")],
+    );
+    let status = || {
+        Command::new(bin())
+            .arg("--config")
+            .arg(&etc)
+            .arg("--status")
+            .output()
+            .unwrap()
+    };
+    wait_until(Duration::from_secs(30), "--status answers on the unit's socket path", || {
+        status().status.success()
+    });
+    let said = String::from_utf8_lossy(&status().stdout).to_string();
+    assert!(said.contains("Total Msgs:"), "{said}");
+    assert!(
+        under(root.path(), "/run/wsrec/okx.sock").exists(),
+        "the socket is /run/wsrec/okx.sock"
+    );
+    // The cron job's own compress command (with 2 s hours) compresses a closed hour.
+    let out_dir = under(root.path(), "/var/lib/wsrec/output/okx");
+    let command = compress
+        .replace(
+            "/usr/local/bin/compress-closed-hours",
+            &format!(
+                "{} --period 2 --grace 1",
+                manifest().join("scripts/compress-closed-hours").display()
+            ),
+        )
+        .replace("/var/lib/wsrec", &format!("{root_str}/var/lib/wsrec"));
+    wait_until(Duration::from_secs(30), "the cron job compresses an okx hour", || {
+        let _ = Command::new("sh").arg("-c").arg(&command).output();
+        fs::read_dir(&out_dir).is_ok_and(|rd| {
+            rd.filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().ends_with(".jsonl.gz"))
+        })
+    });
+    rec.term();
+    assert_eq!(
+        rec.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        rec.stderr_text()
+    );
+    drop(sim);
+}
