@@ -86,7 +86,7 @@ impl Drop for Sim {
 }
 
 impl Sim {
-    fn start(dir: &Path, venue: &str, scale: f64) -> Sim {
+    fn start(dir: &Path, venue: &str, scale: f64, quirk: &str) -> Sim {
         let port_file = dir.join("sim.port");
         let record = dir.join("sim.record.jsonl");
         let stderr = dir.join("sim.stderr");
@@ -99,6 +99,8 @@ impl Sim {
             .arg(&record)
             .arg("--scale")
             .arg(scale.to_string())
+            .arg("--quirk")
+            .arg(quirk)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&stderr).unwrap())
@@ -223,6 +225,8 @@ struct Case {
     /// The longest keep-alive timeout the sim enforces, in venue seconds.
     timeout: f64,
     scale: f64,
+    /// A departure from the venue's behaviour for the sim (`--quirk`).
+    quirk: &'static str,
     edit: fn(&mut Value),
     /// Whether a line of topic `.0`'s file has the shape of that topic's data.
     shape: fn(&str, &Value) -> bool,
@@ -236,6 +240,7 @@ impl Case {
             name,
             timeout,
             scale: S,
+            quirk: "",
             edit: |_| {},
             shape,
             extra: |_, _| {},
@@ -272,7 +277,7 @@ fn start(case: &Case) -> Run {
     (case.edit)(&mut cfg);
 
     let dir = TempDir::new(&format!("preset-{}", case.name));
-    let sim = Sim::start(dir.path(), case.name, case.scale);
+    let sim = Sim::start(dir.path(), case.name, case.scale, case.quirk);
     let setup = Setup {
         out: dir.path().join("out"),
         config: dir.path().join("config.json"),
@@ -685,6 +690,26 @@ preset_tests! {
     preset_nostr: Case::new("nostr", 60.0, |t, v| v[0] == t && v[2]["id"].is_string());
 }
 
+/// A venue that stops greeting does not stop the recording: after the welcome's
+/// timeout wsrec subscribes anyway, and says so in the log.
+#[test]
+fn preset_kucoin_without_a_welcome_subscribes_after_the_timeout() {
+    run_case(Case {
+        quirk: "no-welcome",
+        edit: |cfg| cfg["welcome"]["timeout"] = json!(0.5),
+        extra: |_, run| {
+            let log = run.setup.log_text();
+            assert!(
+                log.contains("no welcome message within 0.5s"),
+                "the log says why it subscribed without a welcome:\n{log}"
+            );
+        },
+        ..Case::new("kucoin", 28.0, |t, v| {
+            v["topic"] == t && v["type"] == "message"
+        })
+    });
+}
+
 /// A subscribe the venue refuses: its error reply lands in `_control` (Gate's carries
 /// the channel the files are routed by), and no data comes, so no topic file is made.
 fn wrong_subscribe_gets_no_data(case: Case, error: &str) {
@@ -927,8 +952,14 @@ fn presets_line_up_with_the_unit_and_the_cron_job() {
         let out = cfg["output_dir"].as_str().unwrap();
         let log = cfg["log_file"].as_str().unwrap();
         let sock = cfg["status_socket"].as_str().unwrap();
-        assert!(out.starts_with(&state), "{n}: output_dir {out} is under {state}");
-        assert!(log.starts_with(&logs), "{n}: log_file {log} is under {logs}");
+        assert!(
+            out.starts_with(&state),
+            "{n}: output_dir {out} is under {state}"
+        );
+        assert!(
+            log.starts_with(&logs),
+            "{n}: log_file {log} is under {logs}"
+        );
         assert!(
             sock.starts_with(&run_dir),
             "{n}: status_socket {sock} is under {run_dir}"
@@ -954,7 +985,7 @@ fn presets_line_up_with_the_unit_and_the_cron_job() {
     require_python();
     let text = String::from_utf8(init(&["okx"]).stdout).unwrap();
     let mut cfg: Value = serde_json::from_str(&text).unwrap();
-    let sim = Sim::start(root.path(), "okx", S);
+    let sim = Sim::start(root.path(), "okx", S, "");
     for k in ["output_dir", "log_file", "status_socket"] {
         let moved = under(root.path(), cfg[k].as_str().unwrap());
         cfg[k] = json!(moved);
@@ -973,7 +1004,10 @@ fn presets_line_up_with_the_unit_and_the_cron_job() {
     let mut rec = Recorder::spawn(
         root.path(),
         &["--config".to_string(), etc.display().to_string()],
-        &[("WSREC_PERIOD_SECS", "2"), ("WSREC_CLOSE_GRACE_SECS", "0.5")],
+        &[
+            ("WSREC_PERIOD_SECS", "2"),
+            ("WSREC_CLOSE_GRACE_SECS", "0.5"),
+        ],
     );
     let status = || {
         Command::new(bin())
@@ -983,9 +1017,11 @@ fn presets_line_up_with_the_unit_and_the_cron_job() {
             .output()
             .unwrap()
     };
-    wait_until(Duration::from_secs(30), "--status answers on the unit's socket path", || {
-        status().status.success()
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "--status answers on the unit's socket path",
+        || status().status.success(),
+    );
     let said = String::from_utf8_lossy(&status().stdout).to_string();
     assert!(said.contains("Total Msgs:"), "{said}");
     assert!(
@@ -1003,16 +1039,21 @@ fn presets_line_up_with_the_unit_and_the_cron_job() {
             ),
         )
         .replace("/var/lib/wsrec", &format!("{root_str}/var/lib/wsrec"));
-    wait_until(Duration::from_secs(30), "the cron job compresses an okx hour", || {
-        let _ = Command::new("sh").arg("-c").arg(&command).output();
-        fs::read_dir(&out_dir).is_ok_and(|rd| {
-            rd.filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().ends_with(".jsonl.gz"))
-        })
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "the cron job compresses an okx hour",
+        || {
+            let _ = Command::new("sh").arg("-c").arg(&command).output();
+            fs::read_dir(&out_dir).is_ok_and(|rd| {
+                rd.filter_map(Result::ok)
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".jsonl.gz"))
+            })
+        },
+    );
     rec.term();
     assert_eq!(
-        rec.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()),
+        rec.wait_exit(Duration::from_secs(10))
+            .and_then(|s| s.code()),
         Some(0),
         "{}",
         rec.stderr_text()

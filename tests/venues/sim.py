@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Local imitations of the 17 venues that have presets (examples/venues/*.json).
 
-    python3 tests/venues/sim.py VENUE --port-file P --record R [--scale S]
+    python3 tests/venues/sim.py VENUE --port-file P --record R [--scale S] [--quirk Q]
 
 Listens on 127.0.0.1:0, writes the port to P (P.tmp, then renamed) and serves one
 venue's WebSocket protocol as its documentation and FEEDS.md describe it: the URL or
@@ -55,6 +55,9 @@ ap.add_argument("venue")
 ap.add_argument("--port-file", required=True)
 ap.add_argument("--record", required=True)
 ap.add_argument("--scale", type=float, default=1.0)
+# A departure from the venue's documented behaviour, to test how wsrec copes:
+# "no-welcome" (KuCoin: never greets, serves at once).
+ap.add_argument("--quirk", default="")
 ARGS = ap.parse_args()
 SCALE = ARGS.scale
 REC = open(ARGS.record, "a", encoding="utf-8")
@@ -920,7 +923,12 @@ class Kucoin(Venue):
         # KuCoin: "the connection will only be available once the welcome message has
         # been received". The sim sends it a little late and loses whatever arrives
         # before it, so a client that subscribes at once gets nothing.
+        if ARGS.quirk == "no-welcome":
+            c.state["welcomed"] = True
+            say("quirk: no welcome")
         async def welcome():
+            if ARGS.quirk == "no-welcome":
+                return
             await asyncio.sleep(0.3)
             c.state["welcomed"] = True
             await c.send('{"id":"%s","type":"welcome"}' % cid)
