@@ -17,15 +17,13 @@
 //! (`scripts/install-test-deps` installs it): a preset nobody ran against its venue's
 //! imitation is not tested.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// The scale of every venue duration (keep-alive rules in the sim, ping_interval and
@@ -54,20 +52,6 @@ const NAMES: [&str; 17] = [
 
 fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Fails the test when python3 with `websockets` is missing.
-fn require_python() {
-    let ok = Command::new("python3")
-        .args(["-c", "import websockets"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "python3 with the websockets package is needed to run the venue imitations (tests/venues/sim.py): run scripts/install-test-deps"
-    );
 }
 
 /// A running tests/venues/sim.py; killed when dropped.
@@ -256,7 +240,7 @@ struct Run {
 }
 
 fn start(case: &Case) -> Run {
-    require_python();
+    require_python_websockets();
     let out = init(&[case.name]);
     assert!(
         out.status.success(),
@@ -982,7 +966,7 @@ fn presets_line_up_with_the_unit_and_the_cron_job() {
     }
 
     // The OKX preset with the unit's paths, under the temporary root.
-    require_python();
+    require_python_websockets();
     let text = String::from_utf8(init(&["okx"]).stdout).unwrap();
     let mut cfg: Value = serde_json::from_str(&text).unwrap();
     let sim = Sim::start(root.path(), "okx", S, "");

@@ -41,7 +41,7 @@ pub(crate) fn parse(v: Value) -> Result<Vec<PatternSpec>, String> {
 }
 
 /// The configured rules, resolved against the check's pointers.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ControlRules {
     rules: Vec<Pattern>,
 }

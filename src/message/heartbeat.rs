@@ -1,7 +1,9 @@
-//! Heartbeat replies: rules that recognise a venue's heartbeat or ping message by the
-//! values at a few JSON pointers, and the reply each one sends back. The matching
-//! itself ([`PatternSpec`], [`Pattern`]: `has` and `equals`) is shared with the other
-//! rules that recognise a message (`control_messages`, `welcome`).
+//! Heartbeat replies (`heartbeat_replies`): rules that recognise a venue's heartbeat
+//! or ping message by the values at a few JSON pointers, and the reply each one sends
+//! back. Parsed here from the config's array of rules; applied to every message.
+//!
+//! The matching itself ([`PatternSpec`], [`Pattern`]: `has` and `equals`) is shared
+//! with the other rules that recognise a message (`control_messages`, `welcome`).
 
 use std::ops::Range;
 
@@ -9,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::jsonline::Pointers;
 use super::template::Template;
+use crate::config::{kind, scalars, strings};
 
 /// A message pattern as configured: `"has": [pointers]` (each must lead to a value)
 /// and `"equals": {pointer: value}` (the value there, as compact JSON text, must be
@@ -22,17 +25,14 @@ pub(crate) struct PatternSpec {
 }
 
 impl PatternSpec {
-    /// Takes `has` and `equals` out of a rule object; at least one must be given.
+    /// Takes `has` and `equals` out of a rule object; at least one must be given, and
+    /// every pointer must be one.
     pub(crate) fn take(rule: &mut Map<String, Value>) -> Result<PatternSpec, String> {
         let has = match rule.remove("has") {
             None => Vec::new(),
-            Some(Value::Array(a)) => a
-                .into_iter()
-                .map(|v| match v {
-                    Value::String(s) => Ok(s),
-                    v => Err(format!("\"has\": expected pointers, found {}", kind(&v))),
-                })
-                .collect::<Result<_, _>>()?,
+            Some(Value::Array(a)) => {
+                strings(a).map_err(|k| format!("\"has\": expected pointers, found {k}"))?
+            }
             Some(v) => return Err(format!("\"has\": expected an array, got {}", kind(&v))),
         };
         let equals = match rule.remove("equals") {
@@ -79,7 +79,7 @@ impl PatternSpec {
 }
 
 /// A [`PatternSpec`] with its pointers resolved to indices in a check's [`Pointers`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Pattern {
     has: Vec<usize>,
     equals: Vec<(usize, Vec<u8>)>,
@@ -97,32 +97,6 @@ impl Pattern {
     }
 }
 
-/// An `equals`/`when` object: pointer -> the compact JSON text of a scalar.
-pub(crate) fn scalars(m: Map<String, Value>) -> Result<Vec<(String, String)>, String> {
-    m.into_iter()
-        .map(|(p, v)| {
-            if v.is_object() || v.is_array() {
-                Err(format!(
-                    "\"{p}\": only a string, number, true, false or null can be compared"
-                ))
-            } else {
-                Ok((p, v.to_string()))
-            }
-        })
-        .collect()
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// A rule as configured (`heartbeat_replies`): validated, pointers not yet resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RuleSpec {
@@ -132,8 +106,39 @@ pub(crate) struct RuleSpec {
     pub(crate) reply: Template,
 }
 
+impl RuleSpec {
+    /// Parses the `heartbeat_replies` array.
+    pub(crate) fn parse_all(v: Value) -> Result<Vec<RuleSpec>, String> {
+        let Value::Array(items) = v else {
+            return Err(format!("expected an array of rules, got {}", kind(&v)));
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(n, item)| RuleSpec::parse(item).map_err(|e| format!("rule {n}: {e}")))
+            .collect()
+    }
+
+    fn parse(item: Value) -> Result<RuleSpec, String> {
+        let Value::Object(mut rule) = item else {
+            return Err(format!("expected an object, got {}", kind(&item)));
+        };
+        let pattern = PatternSpec::take(&mut rule)?;
+        let reply = match rule.remove("reply") {
+            Some(Value::String(s)) if !s.is_empty() => {
+                Template::parse(&s, true).map_err(|e| format!("\"reply\": {e}"))?
+            }
+            _ => return Err("\"reply\" must be the reply message (a non-empty string)".into()),
+        };
+        if let Some(k) = rule.keys().next() {
+            return Err(format!("unknown key \"{k}\" (known: has, equals, reply)"));
+        }
+        Ok(RuleSpec { pattern, reply })
+    }
+}
+
 /// A rule with its pointers resolved to indices in the check's [`Pointers`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Rule {
     pattern: Pattern,
     reply: Template,
@@ -142,7 +147,7 @@ struct Rule {
 }
 
 /// The configured rules, first match wins.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Heartbeats {
     rules: Vec<Rule>,
 }
@@ -151,7 +156,14 @@ impl Heartbeats {
     /// Resolves the rules' pointers, adding them to `ptrs`.
     pub(crate) fn new(specs: &[RuleSpec], ptrs: &mut Pointers) -> Result<Heartbeats, String> {
         let mut rules = Vec::with_capacity(specs.len());
-        for s in specs {
+        for (n, s) in specs.iter().enumerate() {
+            Self::resolve(s, ptrs, &mut rules).map_err(|e| format!("rule {n}: {e}"))?;
+        }
+        Ok(Heartbeats { rules })
+    }
+
+    fn resolve(s: &RuleSpec, ptrs: &mut Pointers, rules: &mut Vec<Rule>) -> Result<(), String> {
+        {
             let pattern = s.pattern.resolve(ptrs)?;
             let values = s
                 .reply
@@ -164,7 +176,7 @@ impl Heartbeats {
                 values,
             });
         }
-        Ok(Heartbeats { rules })
+        Ok(())
     }
 
     /// Whether there are no rules (nothing to do per message).

@@ -21,8 +21,9 @@ use tungstenite::{Error as WsError, Message};
 
 use super::connect::{Ws, tcp_of};
 use super::lines::LineSink;
-use super::session::End;
+use super::session::{Cause, End};
 use crate::journal::coverage::Span;
+use crate::message::Frame;
 use crate::message::heartbeat::{Pattern, PatternSpec};
 use crate::message::jsonline::{Pointers, check_with};
 use crate::shutdown::Shutdown;
@@ -95,6 +96,14 @@ impl Welcome {
     pub(crate) fn is_text(&self, text: &str) -> bool {
         matches!(&self.greeting, Greeting::Text(t) if t == text)
     }
+
+    /// The plain-text welcome, if it is one (the message judge lets it through).
+    pub(crate) fn text(&self) -> Option<&[u8]> {
+        match &self.greeting {
+            Greeting::Text(t) => Some(t.as_bytes()),
+            Greeting::Json(_) => None,
+        }
+    }
 }
 
 /// Reads until the welcome arrives (recording what comes before it and with it), or
@@ -105,7 +114,6 @@ pub(super) fn wait(
     lines: &mut LineSink<'_>,
     span: &mut Span,
     shutdown: &Shutdown,
-    pong_text: Option<&str>,
 ) -> Result<(), End> {
     let mut ptrs = Pointers::default();
     let pattern: Option<Pattern> = match &w.greeting {
@@ -137,14 +145,11 @@ pub(super) fn wait(
                 if w.is_text(&t) {
                     break Ok(());
                 }
-                if pong_text == Some(t.as_str()) {
-                    continue;
-                }
                 let welcomed = pattern.as_ref().is_some_and(|p| {
                     check_with(t.as_bytes(), &ptrs, &mut found).is_ok()
                         && p.matches(t.as_bytes(), &found)
                 });
-                if lines.accept(t.as_ref()) {
+                if lines.accept(Frame::Text(t.as_bytes())) {
                     span.message();
                     if let Some(reply) = lines.take_reply() {
                         if let Err(e) = ws.send(Message::text(reply)) {
@@ -157,7 +162,7 @@ pub(super) fn wait(
                 }
             }
             Ok(Message::Binary(b)) => {
-                if lines.accept_binary(&b) {
+                if lines.accept(Frame::Binary(&b)) {
                     span.message();
                 }
             }
@@ -165,8 +170,7 @@ pub(super) fn wait(
                 let _ = ws.flush();
                 break Err(End::Lost {
                     reason: "server closed the connection before its welcome message".into(),
-                    clean: true,
-                    oversize: false,
+                    cause: Cause::ServerClosed,
                 });
             }
             // Protocol pings: tungstenite queues the pong, flushed below.
