@@ -26,6 +26,8 @@
 //! - `newcomer`: a newcomer's first minutes: the start line, short flags, usage
 //!   errors, why `--status` is unhealthy.
 //! - `peers`: servers no one here wrote (Python `websockets`, Node `ws`).
+//! - `presets`: every venue preset (`wsrec init NAME`) against an imitation of its
+//!   venue (tests/venues/sim.py), and against the unit and cron job that install it.
 //!
 //! A new behaviour gets a new file `tests/NAME.rs` starting with `use
 //! crate::common::*;` and a `mod NAME;` line here. A file in tests/ without one runs
@@ -50,6 +52,7 @@ mod layout;
 mod newcomer;
 mod operate;
 mod peers;
+mod presets;
 mod recording;
 mod routing;
 mod shutdown;

@@ -5,10 +5,12 @@
 //!
 //! Each mechanism is one file that parses its piece of the config and applies its
 //! rule: [`decode`] (`binary_frames`), [`pong`] (`pong_text`), [`heartbeat`]
-//! (`heartbeat_replies`), [`route_ids`] (`route_ids`), [`template`] (subscribe, ping
-//! and reply messages). [`route`] decides the file; [`jsonline`] is the JSON check that
+//! (`heartbeat_replies`), [`route_ids`] (`route_ids`), [`control`]
+//! (`control_messages`), [`template`] (subscribe, ping and reply messages); the
+//! reader's `welcome` gives the judge its plain-text greeting, if any. [`route`] decides the file; [`jsonline`] is the JSON check that
 //! finds every pointer the mechanisms look at in one pass.
 
+pub(crate) mod control;
 pub(crate) mod decode;
 pub(crate) mod heartbeat;
 pub mod jsonline;
@@ -21,8 +23,9 @@ use std::ops::Range;
 
 use crate::batch::Dest;
 use crate::status::Count;
+use control::ControlRules;
 use decode::{Decoder, Undecodable};
-use heartbeat::{Heartbeats, RuleSpec};
+use heartbeat::{Heartbeats, PatternSpec, RuleSpec};
 use jsonline::{Pointers, Reject};
 use pong::PongText;
 use route::Router;
@@ -42,18 +45,21 @@ pub(crate) struct Lookups {
     heartbeats: Heartbeats,
     /// `route_ids`, resolved against `ptrs`.
     learn: Option<RouteIds>,
+    /// `control_messages`, resolved against `ptrs`.
+    control: ControlRules,
 }
 
 /// A [`Lookups`] that cannot be built: the config field to blame, and why.
 pub(crate) type LookupError = (&'static str, String);
 
 impl Lookups {
-    /// Resolves `route_by`, the heartbeat rules and `route_ids` into one set of
-    /// pointers.
+    /// Resolves `route_by`, the heartbeat rules, `route_ids` and the control rules
+    /// into one set of pointers.
     pub(crate) fn new(
         route_by: &[String],
         rules: &[RuleSpec],
         ids: Option<&RouteIdsSpec>,
+        control: &[PatternSpec],
     ) -> Result<Lookups, LookupError> {
         let mut ptrs = Pointers::default();
         for p in route_by {
@@ -68,11 +74,13 @@ impl Lookups {
             .map(|spec| RouteIds::new(spec, &mut ptrs))
             .transpose()
             .map_err(|e| ("route_ids", e))?;
+        let control = ControlRules::new(control, &mut ptrs).map_err(|e| ("control_messages", e))?;
         Ok(Lookups {
             ptrs,
             route,
             heartbeats,
             learn,
+            control,
         })
     }
 }
@@ -100,6 +108,9 @@ pub(crate) enum Verdict<'m> {
     },
     /// The answer to our keep-alive: traffic, not data.
     Pong,
+    /// The venue's documented plain-text greeting (`welcome.text`): not JSON, so not
+    /// written, and not refused either.
+    Greeting,
     /// Refused, and counted under `why`; `sample` is what the log shows of it.
     Refused {
         /// The counter of the reason.
@@ -114,6 +125,8 @@ pub(crate) enum Verdict<'m> {
 pub(crate) struct Judge<'a> {
     lookups: &'a Lookups,
     pong: &'a PongText,
+    /// The plain-text greeting of `welcome`, if the venue sends one.
+    greeting: Option<&'a [u8]>,
     /// Where the check put each pointer's value in the current message.
     found: Vec<Option<Range<usize>>>,
     router: Router<'a>,
@@ -132,11 +145,13 @@ impl<'a> Judge<'a> {
         topics: &[String],
         separator: &'a str,
         pong: &'a PongText,
+        greeting: Option<&'a [u8]>,
         decoder: Decoder,
     ) -> Judge<'a> {
         Judge {
             lookups,
             pong,
+            greeting,
             found: vec![None; lookups.ptrs.len()],
             router: Router::new(topics, lookups.route, separator, lookups.learn.as_ref()),
             decoder,
@@ -152,6 +167,9 @@ impl<'a> Judge<'a> {
             Frame::Text(t) => {
                 if self.pong.is_pong(t) {
                     return Verdict::Pong;
+                }
+                if self.greeting == Some(t) {
+                    return Verdict::Greeting;
                 }
                 self.message(t)
             }
@@ -227,7 +245,12 @@ impl<'a> Judge<'a> {
         if !heartbeats.is_empty() {
             *reply = heartbeats.reply(msg, found, counter);
         }
-        let dest = router.dest(msg, found);
+        let mut dest = router.dest(msg, found);
+        // About the subscription, not data, whatever its route key says (the router
+        // still sees it: a route_ids announcement may be one).
+        if lookups.control.is_control(msg, found) {
+            dest = Dest::Control;
+        }
         Verdict::Keep {
             text: msg,
             multiline: valid.multiline,
