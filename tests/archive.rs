@@ -682,3 +682,454 @@ fn ship_usage_errors_exit_2() {
     let help = remote.ship(&["--help"], &[]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("--download-check"));
 }
+
+// ---------------------------------------------------------------------------------
+// docs/analysis.md, run as written against a real recording.
+
+/// The blocks of docs/analysis.md marked `<!-- analysis-test: NAME -->`: name -> code.
+fn doc_blocks() -> BTreeMap<String, String> {
+    let doc = fs::read_to_string(repo().join("docs/analysis.md")).unwrap();
+    let mut blocks = BTreeMap::new();
+    let mut lines = doc.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line
+            .trim()
+            .strip_prefix("<!-- analysis-test:")
+            .and_then(|r| r.strip_suffix("-->"))
+        else {
+            continue;
+        };
+        let fence = lines.next().unwrap_or_default();
+        assert!(
+            fence.starts_with("```"),
+            "{name}: a fenced block must follow its marker"
+        );
+        let body: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| !l.starts_with("```"))
+            .collect();
+        let prev = blocks.insert(name.trim().to_string(), body.join("\n") + "\n");
+        assert!(prev.is_none(), "{name} twice");
+    }
+    blocks
+}
+
+const HTX: &str = "market.btcusdt.trade.detail";
+const NEWS: &str = "news/東京:速報";
+const NEWS_TEXT: &str = "Ünïcødé — 東京の速報 🚀 \\\"quoted\\\"";
+
+/// HTX's trade id of the n-th trade: 27 digits.
+fn big_id(n: u64) -> String {
+    format!("137005445109359{:012}", 286_410_323_766 + n)
+}
+
+/// A local feed in HTX's trade-detail shape plus a topic of non-ASCII text. The first
+/// connection streams for `first`, then closes and every connection is refused for
+/// `outage`; the next one streams until `stop`.
+struct Feed {
+    htx: AtomicU64,
+    news: AtomicU64,
+    acks: AtomicU64,
+    sessions: AtomicU64,
+    stop: AtomicBool,
+    refuse_until: Mutex<Option<std::time::Instant>>,
+    closed_at: Mutex<Option<f64>>,
+    reopened_at: Mutex<Option<f64>>,
+}
+
+fn feed_server(first: Duration, outage: Duration) -> (Server, Arc<Feed>) {
+    let feed = Arc::new(Feed {
+        htx: AtomicU64::new(0),
+        news: AtomicU64::new(0),
+        acks: AtomicU64::new(0),
+        sessions: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        refuse_until: Mutex::new(None),
+        closed_at: Mutex::new(None),
+        reopened_at: Mutex::new(None),
+    });
+    let f = feed.clone();
+    let server = Server::start(move |_, stream| {
+        let refusing = f
+            .refuse_until
+            .lock()
+            .unwrap()
+            .is_some_and(|t| std::time::Instant::now() < t);
+        if refusing {
+            return; // dropped: the handshake fails and the recorder retries
+        }
+        let f = f.clone();
+        thread::spawn(move || {
+            let (mut ws, sub) = accept_subscribed(stream);
+            let mut subs = vec![sub];
+            subs.extend(read_text(&mut ws));
+            let session = f.sessions.fetch_add(1, SeqCst);
+            if session == 1 {
+                *f.reopened_at.lock().unwrap() = Some(unix_now());
+            }
+            for s in &subs {
+                let v: serde_json::Value = serde_json::from_str(s).unwrap();
+                let ack = format!(
+                    r#"{{"id":{},"status":"ok","subbed":{},"ts":{}}}"#,
+                    v["id"],
+                    v["sub"],
+                    (unix_now() * 1000.0) as u64
+                );
+                ws.send(tungstenite::Message::text(ack)).unwrap();
+                f.acks.fetch_add(1, SeqCst);
+            }
+            let until = (session == 0).then(|| std::time::Instant::now() + first);
+            let mut k = 0u64;
+            while !f.stop.load(SeqCst) {
+                if until.is_some_and(|t| std::time::Instant::now() >= t) {
+                    *f.refuse_until.lock().unwrap() = Some(std::time::Instant::now() + outage);
+                    *f.closed_at.lock().unwrap() = Some(unix_now());
+                    let _ = ws.close(None);
+                    let _ = ws.flush();
+                    while ws.read().is_ok() {}
+                    return;
+                }
+                let ms = (unix_now() * 1000.0) as u64;
+                let text = if k % 5 == 4 {
+                    let n = f.news.fetch_add(1, SeqCst);
+                    format!(r#"{{"ch":"{NEWS}","ts":{ms},"text":"{NEWS_TEXT} n={n}"}}"#)
+                } else {
+                    let n = f.htx.fetch_add(1, SeqCst);
+                    format!(
+                        r#"{{"ch":"{HTX}","ts":{ms},"tick":{{"id":{},"ts":{ms},"data":[{{"id":{},"ts":{ms},"tradeId":{},"amount":0.0014,"price":52648.62,"direction":"buy"}}]}}}}"#,
+                        137_005_445_109 + n,
+                        big_id(n),
+                        102_523_573_486 + n
+                    )
+                };
+                k += 1;
+                if ws.send(tungstenite::Message::text(text)).is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            hold(ws);
+        });
+    });
+    (server, feed)
+}
+
+/// Runs `python3 -c code args` in `cwd`; returns stdout.
+fn python(cwd: &Path, code: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "python: {}", text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn sh(cwd: &Path, script: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-e", "-o", "pipefail", "-c", script])
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{script}\n{}", text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn analysis_examples_run_as_written_on_a_compressed_recording() {
+    need("python3", &["-c", "import duckdb, polars"]);
+    need("zstd", &["--version"]);
+    need("jq", &["--version"]);
+    let blocks = doc_blocks();
+    assert_eq!(
+        blocks.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "duckdb-files",
+            "duckdb-gaps",
+            "duckdb-parameters",
+            "duckdb-text",
+            "duckdb-trades",
+            "jq",
+            "jq-gaps",
+            "polars",
+            "shell-topics"
+        ],
+        "the marked blocks of docs/analysis.md"
+    );
+
+    // Record: 2-second "hours", 4 s of data, a 2.5 s outage, 4 s more.
+    let (server, feed) = feed_server(Duration::from_secs(4), Duration::from_millis(2500));
+    let period = 2u64;
+    let s = Setup::new(
+        "analysis",
+        &server.url(),
+        serde_json::json!({
+            "topic": null,
+            "topics": [HTX, NEWS],
+            "route_by": ["/ch"],
+            "subscribe_message": "{\"sub\":\"{topic}\",\"id\":\"id{counter}\"}",
+            "coverage_journal": true,
+        }),
+    );
+    let d = s.dir.path();
+    let out = d.join("output");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(&s.config).unwrap()).unwrap();
+    cfg["output_dir"] = serde_json::json!(out);
+    fs::write(&s.config, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    let t0 = unix_now().floor() as u64 - 1;
+    let mut rec = s.start_with(
+        &["--config"],
+        &[
+            ("WSREC_PERIOD_SECS", "2"),
+            ("WSREC_CLOSE_GRACE_SECS", "0.5"),
+        ],
+    );
+    let compress_run = |codec: &[&str]| {
+        let mut args = codec.to_vec();
+        args.extend(["--period", "2", "--grace", "1"]);
+        compress(&out, &args);
+    };
+    // During the outage, the hours that have closed go to zstd.
+    wait_until(Duration::from_secs(30), "the outage", || {
+        feed.closed_at.lock().unwrap().is_some()
+    });
+    compress_run(&["--zstd"]);
+    wait_until(Duration::from_secs(30), "the second connection", || {
+        feed.reopened_at.lock().unwrap().is_some()
+    });
+    let reopened = feed.reopened_at.lock().unwrap().unwrap();
+    wait_until(Duration::from_secs(30), "4 s after the outage", || {
+        unix_now() > reopened + 4.0
+    });
+    feed.stop.store(true, SeqCst);
+    let sent = || feed.htx.load(SeqCst) + feed.news.load(SeqCst) + feed.acks.load(SeqCst);
+    wait_until(Duration::from_secs(20), "every line written", || {
+        s.status_json()
+            .is_some_and(|v| v["lines_written"].as_u64() == Some(sent()))
+    });
+    rec.term();
+    assert_eq!(
+        rec.wait_exit(Duration::from_secs(10)).unwrap().code(),
+        Some(0)
+    );
+    let t1 = unix_now().ceil() as u64 + 1;
+    // The rest goes to gzip once every hour has closed.
+    wait_until(Duration::from_secs(30), "the last hour closes", || {
+        unix_now() as u64 > t1 + period
+    });
+    compress_run(&[]);
+    let names: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && n != "coverage.jsonl")
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.ends_with(".jsonl")),
+        "all compressed: {names:?}"
+    );
+    let hours = names.iter().filter(|n| n.starts_with(HTX)).count();
+    assert!(hours >= 4, "a few hours of {HTX}: {names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".jsonl.zst")), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".jsonl.gz")), "{names:?}");
+    let trades = feed.htx.load(SeqCst);
+    let news = feed.news.load(SeqCst);
+
+    // wsrec gaps --json, as the doc says, over the recorded range.
+    let g = Command::new(bin())
+        .arg("--config")
+        .arg(&s.config)
+        .args([
+            "gaps",
+            "--json",
+            "--from",
+            &t0.to_string(),
+            "--to",
+            &t1.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(g.status.success(), "{}", text(&g));
+    fs::write(d.join("gaps.jsonl"), &g.stdout).unwrap();
+    let gaps: Vec<serde_json::Value> = String::from_utf8(g.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let closed = feed.closed_at.lock().unwrap().unwrap();
+    let outage: Vec<&serde_json::Value> = gaps
+        .iter()
+        .filter(|g| {
+            let (a, b) = (
+                g["start_ms"].as_f64().unwrap() / 1e3,
+                g["end_ms"].as_f64().unwrap() / 1e3,
+            );
+            a < reopened && b > closed
+        })
+        .collect();
+    assert_eq!(outage.len(), 1, "one gap for the outage: {gaps:?}");
+    let gap = outage[0];
+    let (g0, g1) = (
+        gap["start_ms"].as_f64().unwrap() / 1e3,
+        gap["end_ms"].as_f64().unwrap() / 1e3,
+    );
+    assert!(
+        (g0 - closed).abs() < 1.0,
+        "gap starts at the close ({closed}): {gap}"
+    );
+    assert!(
+        g1 >= reopened - 0.2 && g1 < reopened + 1.5,
+        "gap ends at the reconnect ({reopened}): {gap}"
+    );
+    eprintln!(
+        "recorded {trades} trades and {news} texts in {} files ({hours} hours of {HTX}); \
+         outage {closed:.3}..{reopened:.3}, gap {g0:.3}..{g1:.3}",
+        names.len()
+    );
+    assert_eq!(gap["kind"], "connection");
+    assert!(gap["topic"].is_null());
+    assert_eq!(
+        gap["seconds"].as_f64().unwrap(),
+        ((gap["end_ms"].as_u64().unwrap() - gap["start_ms"].as_u64().unwrap()) as f64 / 1000.0)
+    );
+    let csv = Command::new(bin())
+        .arg("--config")
+        .arg(&s.config)
+        .args([
+            "gaps",
+            "--csv",
+            "--from",
+            &t0.to_string(),
+            "--to",
+            &t1.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert_eq!(
+        csv.lines().next(),
+        Some("start,end,seconds,kind,topic,start_ms,end_ms")
+    );
+    assert_eq!(csv.lines().count(), gaps.len() + 1);
+
+    // DuckDB: the doc's parameters (checked for syntax), then the test's range, then
+    // the doc's queries word for word.
+    let mine = format!(
+        "SET VARIABLE t0 = make_timestamp({t0}000000::BIGINT);\n\
+         SET VARIABLE t1 = make_timestamp({t1}000000::BIGINT);\n\
+         SET VARIABLE bucket = INTERVAL 1 SECOND;\n"
+    );
+    let run: Vec<(&str, &str)> = vec![
+        ("duckdb-parameters", &blocks["duckdb-parameters"]),
+        ("test-parameters", &mine),
+        ("duckdb-files", &blocks["duckdb-files"]),
+        ("duckdb-trades", &blocks["duckdb-trades"]),
+        ("duckdb-text", &blocks["duckdb-text"]),
+        ("duckdb-gaps", &blocks["duckdb-gaps"]),
+    ];
+    fs::write(d.join("blocks.json"), serde_json::to_vec(&run).unwrap()).unwrap();
+    let started = std::time::Instant::now();
+    let res = python(
+        d,
+        r#"
+import calendar, datetime, duckdb, json, sys
+def plain(o):  # timestamps as Unix seconds (DuckDB's TIMESTAMP is UTC)
+    if isinstance(o, datetime.datetime):
+        return calendar.timegm(o.utctimetuple()) + o.microsecond / 1e6
+    return str(o)
+con = duckdb.connect()
+out = {}
+for name, sql in json.load(open(sys.argv[1])):
+    r = con.execute(sql)
+    cols = [c[0] for c in r.description] if r.description else []
+    out[name] = {"columns": cols, "rows": r.fetchall() if cols else []}
+print(json.dumps(out, default=plain, ensure_ascii=False))
+"#,
+        &["blocks.json"],
+    );
+    eprintln!("DuckDB ran the doc's queries in {:?}", started.elapsed());
+    let res: serde_json::Value = serde_json::from_str(&res).unwrap();
+    let files = res["duckdb-files"]["rows"].as_array().unwrap();
+    assert_eq!(
+        files.len(),
+        names.len(),
+        "every compressed file (not coverage.jsonl)"
+    );
+    let topics: std::collections::BTreeSet<&str> =
+        files.iter().map(|r| r[0].as_str().unwrap()).collect();
+    assert_eq!(
+        topics.into_iter().collect::<Vec<_>>(),
+        ["_control", HTX, NEWS]
+    );
+    let t = &res["duckdb-trades"]["rows"][0];
+    assert_eq!(t[0].as_u64(), Some(trades), "every trade, once: {t}");
+    assert_eq!(t[1], big_id(0), "the first 27-digit id, exactly, as text");
+    assert_eq!(t[2], big_id(trades - 1));
+    let texts = &res["duckdb-text"]["rows"];
+    assert_eq!(texts[0][0], NEWS);
+    assert_eq!(texts[0][1], "Ünïcødé — 東京の速報 🚀 \"quoted\" n=0");
+    // The buckets marked unrecorded: every second inside the outage, none well inside
+    // the recording.
+    let unrecorded: Vec<f64> = res["duckdb-gaps"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r[2], false);
+            r[0].as_f64().unwrap()
+        })
+        .collect();
+    for sec in (closed.ceil() as u64)..(reopened.floor() as u64) {
+        assert!(
+            unrecorded.contains(&(sec as f64)),
+            "second {sec} (in the outage {closed}..{reopened}) is unrecorded: {unrecorded:?}"
+        );
+    }
+    for sec in [t0 + 3, reopened as u64 + 3] {
+        assert!(
+            !unrecorded.contains(&(sec as f64)),
+            "second {sec} was recorded"
+        );
+    }
+
+    // polars, as written.
+    let started = std::time::Instant::now();
+    let p = python(d, &blocks["polars"], &[]);
+    eprintln!("polars ran in {:?}", started.elapsed());
+    assert!(p.contains(&format!("{trades} trades")), "{p}");
+    assert!(p.contains(&big_id(0)), "the 27-digit id, exact: {p}");
+
+    // The shell and jq.
+    let topics_out = sh(d, &blocks["shell-topics"]);
+    assert!(
+        topics_out
+            .lines()
+            .any(|l| l.starts_with(&format!("{NEWS}\t"))),
+        "{topics_out}"
+    );
+    assert!(
+        topics_out
+            .lines()
+            .any(|l| l.starts_with(&format!("{HTX}\t"))),
+        "{topics_out}"
+    );
+    let jq_out = sh(d, &blocks["jq"]);
+    assert_eq!(
+        jq_out.lines().last(),
+        Some(trades.to_string().as_str()),
+        "{jq_out}"
+    );
+    let tsv = fs::read_to_string(d.join("trades.tsv")).unwrap();
+    let ids: Vec<&str> = tsv.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(ids.len() as u64, trades);
+    assert!(ids.contains(&big_id(0).as_str()) && ids.contains(&big_id(trades - 1).as_str()));
+    let gaps_out = sh(d, &blocks["jq-gaps"]);
+    assert!(
+        gaps_out
+            .lines()
+            .any(|l| l.ends_with("\tconnection\tall topics")),
+        "{gaps_out}"
+    );
+    assert!(news > 0);
+}
