@@ -665,6 +665,32 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
     assert!(compressed(&dir).is_empty());
 }
 
+/// The cron line's ship command, with its own arguments, on a test directory.
+#[test]
+fn ship_as_the_cron_line_calls_it() {
+    let cron = fs::read_to_string(repo().join("deploy/wsrec.cron")).unwrap();
+    let line = cron
+        .lines()
+        .find(|l| !l.starts_with('#') && l.contains("ship-closed-hours"))
+        .expect("deploy/wsrec.cron ships");
+    let cmd = line.split("; ").nth(1).expect("after the compress command");
+    let cmd = cmd.split(" >>").next().unwrap();
+    let args: Vec<&str> = cmd.split_whitespace().collect();
+    assert_eq!(args[0], "/usr/local/bin/ship-closed-hours", "{line}");
+    assert_eq!(
+        &args[1..],
+        ["/var/lib/wsrec/output", "archive:wsrec"],
+        "{line}"
+    );
+    let d = TempDir::new("ship-cron");
+    let (_moto, remote) = open_bucket(d.path());
+    let dir = d.path().join("output");
+    let want = closed_hours(&dir, 1, 10);
+    let out = remote.ship(&[dir.to_str().unwrap(), args[2]], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(remote.objects(&d.path().join("bucket")), want);
+}
+
 #[test]
 fn ship_usage_errors_exit_2() {
     let d = TempDir::new("ship-usage");

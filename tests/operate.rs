@@ -175,8 +175,10 @@ fn systemd_units_verify() {
 
 #[test]
 fn deploy_files_are_consistent_and_in_the_readme() {
-    let readme =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    // The README, and the manual in docs/ where the operations part moves to.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap()
+        + &fs::read_to_string(root.join("docs/operations.md")).unwrap_or_default();
     for f in ["wsrec.service", "wsrec.cron", "logrotate.conf"] {
         let text = deploy(f);
         assert!(
