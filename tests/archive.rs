@@ -665,6 +665,113 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
     assert!(compressed(&dir).is_empty());
 }
 
+#[test]
+fn ship_two_runs_started_together_ship_each_hour_once() {
+    let d = TempDir::new("ship-twice");
+    let (_moto, remote) = open_bucket(d.path());
+    let dir = d.path().join("output");
+    let want = closed_hours(&dir, 3, 500);
+    let spawn = || {
+        let mut c = remote.command(&repo().join("scripts/ship-closed-hours"));
+        c.args([dir.to_str().unwrap(), "archive:wsrec"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", text(&a));
+    assert!(b.status.success(), "{}", text(&b));
+    assert_eq!(
+        shipped_lines(&a).len() + shipped_lines(&b).len(),
+        want.len(),
+        "each hour shipped once:\n{}\n{}",
+        text(&a),
+        text(&b)
+    );
+    assert!(compressed(&dir).is_empty());
+    assert_eq!(remote.objects(&d.path().join("bucket")), want);
+}
+
+/// An object of the same name, size and time but other bytes is already in the bucket:
+/// rclone's copy takes it for the same file and skips the upload; the verification
+/// catches it, the file is sent again, verified, and only then deleted.
+#[test]
+fn ship_replaces_a_copy_in_the_bucket_that_differs() {
+    let d = TempDir::new("ship-differs");
+    let (_moto, remote) = open_bucket(d.path());
+    let dir = d.path().join("output");
+    let want = closed_hours(&dir, 1, 100);
+    let (name, bytes) = want.iter().find(|(n, _)| n.starts_with("t_")).unwrap();
+    let fake = d.path().join("fake").join(name);
+    fs::create_dir_all(fake.parent().unwrap()).unwrap();
+    let mut other = bytes.clone();
+    let mid = other.len() / 2;
+    other[mid] ^= 0xff;
+    fs::write(&fake, &other).unwrap();
+    let out = Command::new("touch")
+        .arg("-r")
+        .arg(dir.join(name))
+        .arg(&fake)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = remote.rclone(&[
+        "copyto",
+        fake.to_str().unwrap(),
+        &format!("archive:wsrec/{name}"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let out = remote.ship(&[dir.to_str().unwrap(), "archive:wsrec"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("archive:wsrec/{name} did not verify (md5 "))
+            && err.contains("uploaded it again"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(shipped_lines(&out).len(), want.len());
+    assert_eq!(
+        remote.objects(&d.path().join("bucket")),
+        want,
+        "the right bytes now"
+    );
+    assert!(compressed(&dir).is_empty());
+}
+
+/// rclone's crypt keeps no hashes: the copy is then checked by downloading it.
+#[test]
+fn ship_to_a_remote_without_hashes_verifies_by_download() {
+    let d = TempDir::new("ship-crypt");
+    let (_moto, remote) = open_bucket(d.path());
+    let pw = remote.rclone(&["obscure", "wsrec-test-words"]);
+    assert!(pw.status.success(), "{}", text(&pw));
+    let mut conf = fs::read_to_string(&remote.conf).unwrap();
+    conf += &format!(
+        "\n[sealed]\ntype = crypt\nremote = archive:wsrec/sealed\npassword = {}\n",
+        String::from_utf8_lossy(&pw.stdout).trim()
+    );
+    fs::write(&remote.conf, conf).unwrap();
+    let dir = d.path().join("output");
+    let want = closed_hours(&dir, 1, 100);
+    let out = remote.ship(&[dir.to_str().unwrap(), "sealed:"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let lines = shipped_lines(&out);
+    assert_eq!(lines.len(), want.len(), "{}", text(&out));
+    assert!(
+        lines.iter().all(|l| l.contains("downloaded and compared")),
+        "{}",
+        text(&out)
+    );
+    assert!(compressed(&dir).is_empty());
+    let back = d.path().join("back");
+    let out = remote.rclone(&["copy", "sealed:", back.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(compressed(&back), want);
+}
+
 /// The cron line's ship command, with its own arguments, on a test directory.
 #[test]
 fn ship_as_the_cron_line_calls_it() {
