@@ -972,7 +972,7 @@ fn sh(cwd: &Path, script: &str) -> String {
 
 #[test]
 fn analysis_examples_run_as_written_on_a_compressed_recording() {
-    need("python3", &["-c", "import duckdb, polars"]);
+    need("python3", &["-c", "import duckdb, polars, pandas"]);
     need("zstd", &["--version"]);
     need("jq", &["--version"]);
     let blocks = doc_blocks();
@@ -986,6 +986,7 @@ fn analysis_examples_run_as_written_on_a_compressed_recording() {
             "duckdb-trades",
             "jq",
             "jq-gaps",
+            "pandas",
             "polars",
             "shell-topics"
         ],
@@ -1219,7 +1220,8 @@ print(json.dumps(out, default=plain, ensure_ascii=False))
             "second {sec} (in the outage {closed}..{reopened}) is unrecorded: {unrecorded:?}"
         );
     }
-    for sec in [t0 + 3, reopened as u64 + 3] {
+    // Inside the first connection's 4 s and the second's.
+    for sec in [closed as u64 - 2, reopened as u64 + 2] {
         assert!(
             !unrecorded.contains(&(sec as f64)),
             "second {sec} was recorded"
@@ -1232,6 +1234,12 @@ print(json.dumps(out, default=plain, ensure_ascii=False))
     eprintln!("polars ran in {:?}", started.elapsed());
     assert!(p.contains(&format!("{trades} trades")), "{p}");
     assert!(p.contains(&big_id(0)), "the 27-digit id, exact: {p}");
+
+    let p = python(d, &blocks["pandas"], &[]);
+    assert!(
+        p.contains(&format!("{trades} trades; first id {}", big_id(0))),
+        "{p}"
+    );
 
     // The shell and jq.
     let topics_out = sh(d, &blocks["shell-topics"]);
