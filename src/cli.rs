@@ -65,6 +65,13 @@ pub(crate) struct GapsArgs {
     /// a gap shorter than this many seconds is not reported (default 1)
     #[argh(option, default = "1.0")]
     pub(crate) min_gap: f64,
+    /// print one JSON object per gap and line (start, end, seconds, kind, topic,
+    /// start_ms, end_ms), without the summary
+    #[argh(switch)]
+    pub(crate) json: bool,
+    /// print the gaps as CSV with a header line (the same columns), without the summary
+    #[argh(switch)]
+    pub(crate) csv: bool,
 }
 
 /// Options that take a value: the word after one is that value, never a flag.

@@ -23,6 +23,8 @@
 //! - `coverage`: the coverage journal and `wsrec gaps`.
 //! - `operate`: deploy/ (systemd units, cron, logrotate) and log rotation.
 //! - `compress`: `scripts/compress-closed-hours`.
+//! - `archive`: `scripts/ship-closed-hours` against a real S3 server (moto) with
+//!   rclone, and docs/analysis.md's examples run on a compressed recording.
 //! - `newcomer`: a newcomer's first minutes: the start line, short flags, usage
 //!   errors, why `--status` is unhealthy.
 //! - `peers`: servers no one here wrote (Python `websockets`, Node `ws`).
@@ -40,6 +42,7 @@
 
 mod common;
 
+mod archive;
 mod cli;
 mod close_window;
 mod compress;
