@@ -769,7 +769,9 @@ fn ship_to_a_remote_without_hashes_verifies_by_download() {
     assert_eq!(compressed(&back), want);
 }
 
-/// The cron line's ship command, with its own arguments, on a test directory.
+/// The cron line's shipping part, run by sh as written, with its paths moved under a
+/// test root: every instance directory below the output directory ships to its own
+/// prefix in the bucket.
 #[test]
 fn ship_as_the_cron_line_calls_it() {
     let cron = fs::read_to_string(repo().join("deploy/wsrec.cron")).unwrap();
@@ -777,22 +779,36 @@ fn ship_as_the_cron_line_calls_it() {
         .lines()
         .find(|l| !l.starts_with('#') && l.contains("ship-closed-hours"))
         .expect("deploy/wsrec.cron ships");
-    let cmd = line.split("; ").nth(1).expect("after the compress command");
-    let cmd = cmd.split(" >>").next().unwrap();
-    let args: Vec<&str> = cmd.split_whitespace().collect();
-    assert_eq!(args[0], "/usr/local/bin/ship-closed-hours", "{line}");
-    assert_eq!(
-        &args[1..],
-        ["/var/lib/wsrec/output", "archive:wsrec"],
-        "{line}"
-    );
+    let cmd = line.split_once("; ").expect("after the compress command").1;
     let d = TempDir::new("ship-cron");
     let (_moto, remote) = open_bucket(d.path());
-    let dir = d.path().join("output");
-    let want = closed_hours(&dir, 1, 10);
-    let out = remote.ship(&[dir.to_str().unwrap(), args[2]], &[]);
+    let out_dir = d.path().join("output");
+    let want = closed_hours(&out_dir.join("okx"), 1, 10);
+    let script = repo().join("scripts/ship-closed-hours");
+    let cmd = cmd
+        .replace("/var/lib/wsrec/output", out_dir.to_str().unwrap())
+        .replace("/usr/local/bin/ship-closed-hours", script.to_str().unwrap())
+        .replace("/var/log/wsrec/", &format!("{}/", d.path().display()));
+    let mut sh = remote.command(Path::new("/bin/sh"));
+    let out = sh.arg("-c").arg(&cmd).output().unwrap();
+    assert!(out.status.success(), "{cmd}: {}", text(&out));
+    let log = fs::read_to_string(d.path().join("ship.log")).unwrap();
+    assert_eq!(log.lines().count(), want.len(), "one line per hour: {log}");
+    let out = remote.rclone(&[
+        "copy",
+        "archive:wsrec/okx",
+        d.path().join("bucket-okx").to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(remote.objects(&d.path().join("bucket")), want);
+    let mut got = BTreeMap::new();
+    for e in fs::read_dir(d.path().join("bucket-okx")).unwrap() {
+        let e = e.unwrap();
+        got.insert(
+            e.file_name().to_string_lossy().into_owned(),
+            fs::read(e.path()).unwrap(),
+        );
+    }
+    assert_eq!(got, want);
 }
 
 #[test]
