@@ -38,7 +38,7 @@ pub(crate) fn run(args: Args) -> Result<u8, Fatal> {
         ));
     }
     if let Some(Command::Init(i)) = &args.command {
-        return presets::run(i.name.as_deref());
+        return presets::run(i.name.as_deref(), i.systemd);
     }
     let path = Path::new(&args.config);
     if path.try_exists().ok() == Some(false) {

@@ -50,6 +50,10 @@ pub(crate) struct InitArgs {
     /// the preset's name; none lists them
     #[argh(positional)]
     pub(crate) name: Option<String>,
+    /// the paths of the wsrec@ systemd unit (/var/lib/wsrec/output/NAME, /var/log/wsrec,
+    /// /run/wsrec) instead of ./NAME, NAME.log and /tmp/wsrec-NAME.sock
+    #[argh(switch)]
+    pub(crate) systemd: bool,
 }
 
 /// Print the gaps in the recording over a time range, from coverage.jsonl.

@@ -35,8 +35,37 @@ const PRESETS: &[(&str, &str)] = &[
     ("nostr", include_str!("../examples/venues/nostr.json")),
 ];
 
-/// `wsrec init`: lists the presets, one line each; `wsrec init NAME` prints one.
-pub(crate) fn run(name: Option<&str>) -> Result<u8, Fatal> {
+/// Where a preset keeps its files: the `wsrec@` unit's directories, as the preset files
+/// say, or, for a run from a shell, the working directory and `/tmp`. The unit has
+/// `PrivateTmp=yes`, so its socket cannot be in /tmp; a shell user cannot write to
+/// /var/log/wsrec. Each pair is (field, path in the preset file, path for a shell),
+/// with NAME standing for the preset's name.
+const PATHS: [(&str, &str, &str); 3] = [
+    ("output_dir", "/var/lib/wsrec/output/NAME", "NAME"),
+    ("log_file", "/var/log/wsrec/NAME.log", "NAME.log"),
+    (
+        "status_socket",
+        "/run/wsrec/NAME.sock",
+        "/tmp/wsrec-NAME.sock",
+    ),
+];
+
+/// The preset's text with the paths for a shell (`systemd` false) or the unit's.
+fn with_paths(name: &str, text: &str, systemd: bool) -> String {
+    let mut text = text.to_string();
+    if !systemd {
+        for (field, unit, shell) in PATHS {
+            let from = format!("\"{field}\": \"{}\"", unit.replace("NAME", name));
+            let to = format!("\"{field}\": \"{}\"", shell.replace("NAME", name));
+            text = text.replace(&from, &to);
+        }
+    }
+    text
+}
+
+/// `wsrec init`: lists the presets, one line each; `wsrec init NAME` prints one, with
+/// paths for a run from a shell, or with `systemd` those of the `wsrec@` unit.
+pub(crate) fn run(name: Option<&str>, systemd: bool) -> Result<u8, Fatal> {
     match name {
         None => {
             for (name, text) in PRESETS {
@@ -45,8 +74,8 @@ pub(crate) fn run(name: Option<&str>) -> Result<u8, Fatal> {
             Ok(Exit::Success.into())
         }
         Some(name) => match PRESETS.iter().find(|(n, _)| *n == name) {
-            Some((_, text)) => {
-                print!("{text}");
+            Some((name, text)) => {
+                print!("{}", with_paths(name, text, systemd));
                 Ok(Exit::Success.into())
             }
             None => {
@@ -75,6 +104,21 @@ fn summary(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    /// Every preset has the unit's three paths, so that both forms of `init` are right.
+    #[test]
+    fn every_preset_prints_shell_and_unit_paths() {
+        for (name, text) in PRESETS {
+            for systemd in [false, true] {
+                let v: serde_json::Value =
+                    serde_json::from_str(&with_paths(name, text, systemd)).unwrap();
+                for (field, unit, shell) in PATHS {
+                    let want = if systemd { unit } else { shell }.replace("NAME", name);
+                    assert_eq!(v[field], want.as_str(), "{name} {field} systemd={systemd}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_preset_is_a_valid_config_and_every_file_is_a_preset() {

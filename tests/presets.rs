@@ -967,7 +967,7 @@ fn presets_line_up_with_the_unit_and_the_cron_job() {
 
     // The OKX preset with the unit's paths, under the temporary root.
     require_python_websockets();
-    let text = String::from_utf8(init(&["okx"]).stdout).unwrap();
+    let text = String::from_utf8(init(&["okx", "--systemd"]).stdout).unwrap();
     let mut cfg: Value = serde_json::from_str(&text).unwrap();
     let sim = Sim::start(root.path(), "okx", S, "");
     for k in ["output_dir", "log_file", "status_socket"] {
