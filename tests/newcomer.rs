@@ -402,3 +402,37 @@ fn status_refused_by_the_sockets_permissions_says_so() {
     );
     assert!(!err.contains("no wsrec instance"), "{err}");
 }
+
+/// The README's two commands: `wsrec init bybit > bybit.json`, then run it, from a
+/// plain directory, with no path edited (only `ws_url`, pointed at a local server):
+/// the files go to ./bybit, the log to bybit.log, and `--status` answers.
+#[test]
+fn a_preset_runs_from_a_shell_as_init_prints_it() {
+    let dir = TempDir::new("nc-preset-shell");
+    let init = run_in(dir.path(), &["init", "bybit"]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let mut cfg: serde_json::Value = serde_json::from_slice(&init.stdout).unwrap();
+    assert_eq!(cfg["output_dir"], "bybit");
+    assert_eq!(cfg["log_file"], "bybit.log");
+    let server = Server::sending(0..100);
+    cfg["ws_url"] = json!(server.url());
+    fs::write(dir.path().join("bybit.json"), cfg.to_string()).unwrap();
+    let mut rec = Recorder::spawn(dir.path(), &["--config".into(), "bybit.json".into()], &[]);
+    wait_until(Duration::from_secs(20), "lines in ./bybit", || {
+        fs::read_dir(dir.path().join("bybit")).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| fs::metadata(e.path()).is_ok_and(|m| m.len() > 0))
+        })
+    });
+    assert!(
+        dir.path().join("bybit.log").exists(),
+        "the log is bybit.log"
+    );
+    let status = run_in(dir.path(), &["--config", "bybit.json", "--status"]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
+    rec.term();
+    assert!(
+        rec.wait_exit(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
+    );
+}
