@@ -3,7 +3,9 @@
 
 pub(crate) mod decode;
 pub(crate) mod heartbeat;
-pub mod jsonline;
+pub mod json;
+// The path examples/check_speed.rs (through lib.rs) and the rest of the crate use.
+pub use json as jsonline;
 pub(crate) mod route;
 pub(crate) mod template;
 

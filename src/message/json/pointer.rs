@@ -1,0 +1,195 @@
+//! The pointer layer: which JSON pointers (RFC 6901) a check looks for, and which of
+//! them are still matching as the grammar walks into a message.
+
+use std::ops::Range;
+
+/// Most pointers one check looks for (a bit each in a mask).
+pub const MAX_POINTERS: usize = 32;
+/// Most segments in one pointer (path levels tracked while parsing).
+pub const MAX_POINTER_DEPTH: usize = 8;
+
+/// One segment of a JSON pointer: an object key, which also matches an array index
+/// when it is a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Segment {
+    key: Vec<u8>,
+    index: Option<u32>,
+}
+
+/// A set of JSON pointers (RFC 6901) that [`check_with`](super::check_with) finds in the same pass. A
+/// pointer finds a scalar value only (string, number, literal): one that leads to an
+/// object or an array finds nothing. Keys are compared as they are written in the
+/// message, without unescaping.
+#[derive(Debug, Clone, Default)]
+pub struct Pointers {
+    list: Vec<Vec<Segment>>,
+    /// Mask of every pointer.
+    all: u32,
+    /// Bit p set in `ends_at[d]` when pointer p has d segments.
+    ends_at: [u32; MAX_POINTER_DEPTH + 1],
+    /// Longest pointer, in segments (0 when there are none: nothing to track).
+    depth: usize,
+}
+
+impl Pointers {
+    /// Adds a pointer such as `/arg/instId` or `/data/0/symbol`; returns its index.
+    pub fn add(&mut self, pointer: &str) -> Result<usize, String> {
+        let Some(rest) = pointer.strip_prefix('/') else {
+            return Err(format!(
+                "\"{pointer}\" is not a JSON pointer (it must start with /)"
+            ));
+        };
+        let segs: Vec<Segment> = rest
+            .split('/')
+            .map(|raw| {
+                let key = raw.replace("~1", "/").replace("~0", "~").into_bytes();
+                let index = (!key.is_empty()
+                    && key.iter().all(u8::is_ascii_digit)
+                    && (key == b"0" || key[0] != b'0'))
+                    .then(|| std::str::from_utf8(&key).ok()?.parse().ok())
+                    .flatten();
+                Segment { key, index }
+            })
+            .collect();
+        if segs.len() > MAX_POINTER_DEPTH {
+            return Err(format!(
+                "\"{pointer}\" is deeper than {MAX_POINTER_DEPTH} levels"
+            ));
+        }
+        if let Some(i) = self.list.iter().position(|p| *p == segs) {
+            return Ok(i);
+        }
+        let i = self.list.len();
+        if i == MAX_POINTERS {
+            return Err(format!("more than {MAX_POINTERS} different pointers"));
+        }
+        self.all |= 1 << i;
+        self.ends_at[segs.len()] |= 1 << i;
+        self.depth = self.depth.max(segs.len());
+        self.list.push(segs);
+        Ok(i)
+    }
+
+    /// How many pointers there are (the length [`check_with`](super::check_with) wants for `found`).
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The pointers of `live` whose segment at `level` is the object key `key`.
+    #[inline]
+    fn by_key(&self, mut live: u32, level: usize, key: &[u8]) -> u32 {
+        let mut out = 0;
+        while live != 0 {
+            let p = live.trailing_zeros() as usize;
+            live &= live - 1;
+            if self.list[p].get(level).is_some_and(|s| s.key == key) {
+                out |= 1 << p;
+            }
+        }
+        out
+    }
+
+    /// The pointers of `live` whose segment at `level` is the array index `index`.
+    #[inline]
+    fn by_index(&self, mut live: u32, level: usize, index: u32) -> u32 {
+        let mut out = 0;
+        while live != 0 {
+            let p = live.trailing_zeros() as usize;
+            live &= live - 1;
+            if self.list[p]
+                .get(level)
+                .is_some_and(|s| s.index == Some(index))
+            {
+                out |= 1 << p;
+            }
+        }
+        out
+    }
+}
+
+/// What the parser tracks for the pointers: the pointers still matching at each level,
+/// and the array index at each level.
+pub(super) struct Track<'p> {
+    ptrs: &'p Pointers,
+    live: [u32; MAX_POINTER_DEPTH + 1],
+    index: [u32; MAX_POINTER_DEPTH + 1],
+    /// Pointers found so far (the first value wins).
+    found_mask: u32,
+    /// `ptrs.depth`, at hand: deeper levels need no tracking.
+    depth: usize,
+}
+
+impl<'p> Track<'p> {
+    /// Tracking for one message: every pointer is live at the root.
+    #[inline(always)]
+    pub(super) fn new(ptrs: &'p Pointers) -> Self {
+        let mut live = [0; MAX_POINTER_DEPTH + 1];
+        live[0] = ptrs.all;
+        Track {
+            ptrs,
+            live,
+            index: [0; MAX_POINTER_DEPTH + 1],
+            found_mask: 0,
+            depth: ptrs.depth,
+        }
+    }
+
+    /// Entering the value of `key` in an object at `depth`: the pointers that end here.
+    /// The common case, a level no pointer reaches, is one compare, inline.
+    #[inline(always)]
+    pub(super) fn key(&mut self, depth: usize, key: &[u8]) -> u32 {
+        if depth > self.depth {
+            return 0;
+        }
+        self.key_at(depth, key)
+    }
+
+    #[inline(never)]
+    fn key_at(&mut self, depth: usize, key: &[u8]) -> u32 {
+        let live = self.ptrs.by_key(self.live[depth - 1], depth - 1, key);
+        self.live[depth] = live;
+        live & self.ptrs.ends_at[depth] & !self.found_mask
+    }
+
+    /// Entering item `index` of an array at `depth`: the pointers that end here.
+    #[inline]
+    pub(super) fn item(&mut self, depth: usize, index: u32) -> u32 {
+        if depth > self.depth {
+            return 0;
+        }
+        self.index[depth] = index;
+        let live = self.ptrs.by_index(self.live[depth - 1], depth - 1, index);
+        self.live[depth] = live;
+        live & self.ptrs.ends_at[depth] & !self.found_mask
+    }
+
+    #[inline(always)]
+    pub(super) fn next_item(&mut self, depth: usize) -> u32 {
+        if depth > self.depth {
+            return 0;
+        }
+        self.item(depth, self.index[depth] + 1)
+    }
+}
+
+/// Records `range` as the value of every pointer in `want`.
+#[inline]
+pub(super) fn record(
+    found: &mut [Option<Range<usize>>],
+    track: &mut Track,
+    want: u32,
+    range: Range<usize>,
+) {
+    let mut w = want;
+    while w != 0 {
+        let p = w.trailing_zeros() as usize;
+        w &= w - 1;
+        found[p] = Some(range.clone());
+    }
+    track.found_mask |= want;
+}
