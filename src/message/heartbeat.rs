@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::jsonline::Pointers;
+use super::jsonline::{self, Pointers};
 use super::template::Template;
 
 /// A rule as configured (`heartbeat_replies`): validated, pointers not yet resolved.
@@ -69,18 +69,21 @@ impl Heartbeats {
         self.rules.is_empty()
     }
 
-    /// The reply to `msg`, whose pointer values the check put in `found`, if a rule
-    /// matches it.
+    /// The reply to `msg`, whose pointer values the check put in `found` (`escaped`:
+    /// its [`Valid::escaped`](super::jsonline::Valid::escaped)), if a rule matches it.
     pub(crate) fn reply(
         &self,
         msg: &[u8],
         found: &[Option<Range<usize>>],
+        escaped: u32,
         counter: &mut u64,
     ) -> Option<String> {
         let value = |i: usize| found[i].clone().map(|r| &msg[r]);
         let rule = self.rules.iter().find(|r| {
             r.has.iter().all(|&i| found[i].is_some())
-                && r.equals.iter().all(|(i, v)| value(*i) == Some(&v[..]))
+                && r.equals.iter().all(|(i, v)| {
+                    value(*i).is_some_and(|m| jsonline::equals(m, escaped >> i & 1 != 0, v))
+                })
         })?;
         Some(rule.reply.render(counter, |p| {
             rule.values
@@ -134,8 +137,8 @@ mod tests {
         let mut n = 0;
         let reply = |m: &[u8], n: &mut u64| {
             let mut found = vec![None; ptrs.len()];
-            check_with(m, &ptrs, &mut found).unwrap();
-            hb.reply(m, &found, n)
+            let v = check_with(m, &ptrs, &mut found).unwrap();
+            hb.reply(m, &found, v.escaped, n)
         };
         assert_eq!(
             reply(br#"{"ping":1492420473027}"#, &mut n).as_deref(),
@@ -156,6 +159,19 @@ mod tests {
             )
             .as_deref(),
             Some(r#"{"id":1587523073344,"method":"public/respond-heartbeat"}"#)
+        );
+        // Values compared as the strings they are: escapes decoded, in keys too.
+        assert_eq!(
+            reply(
+                br#"{"jsonrpc":"2.0","method":"heart\u0062eat","par\u0061ms":{"type":"test\u005frequest"}}"#,
+                &mut n
+            )
+            .as_deref(),
+            Some(r#"{"jsonrpc":"2.0","id":2,"method":"public/test","params":{}}"#)
+        );
+        assert_eq!(
+            reply(br#"{"id":7,"method":"public\/heartbeat"}"#, &mut n).as_deref(),
+            Some(r#"{"id":7,"method":"public/respond-heartbeat"}"#)
         );
         // Deribit's plain heartbeat (type "heartbeat") needs no answer; data none.
         assert_eq!(

@@ -9,6 +9,7 @@ pub use json as jsonline;
 pub(crate) mod route;
 pub(crate) mod template;
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use heartbeat::{Heartbeats, RuleSpec};
@@ -97,26 +98,38 @@ impl Lookups {
     }
 
     /// The id that `msg` teaches, and the key it stands for (in `key`), if `msg`
-    /// matches `route_ids`.
+    /// matches `route_ids`. `escaped` is the check's [`jsonline::Valid::escaped`]:
+    /// values are compared and joined as the strings they are.
     pub(crate) fn learned<'m>(
         &self,
         msg: &'m [u8],
         found: &[Option<Range<usize>>],
+        escaped: u32,
         sep: &[u8],
         key: &mut Vec<u8>,
-    ) -> Option<&'m [u8]> {
+    ) -> Option<Cow<'m, [u8]>> {
         let l = self.learn.as_ref()?;
         let value = |i: usize| found[i].clone().map(|r| &msg[r]);
-        if !l.when.iter().all(|(i, v)| value(*i) == Some(&v[..])) {
+        let esc = |i: usize| escaped >> i & 1 != 0;
+        if !l
+            .when
+            .iter()
+            .all(|(i, v)| value(*i).is_some_and(|m| jsonline::equals(m, esc(*i), v)))
+        {
             return None;
         }
-        let id = unquoted(value(l.id)?);
+        let raw = value(l.id)?;
+        let id = if esc(l.id) {
+            Cow::Owned(jsonline::text(raw, true, &mut Vec::new()).to_vec())
+        } else {
+            Cow::Borrowed(unquoted(raw))
+        };
         key.clear();
         for (n, &i) in l.key.iter().enumerate() {
             if n > 0 {
                 key.extend_from_slice(sep);
             }
-            key.extend_from_slice(unquoted(value(i)?));
+            jsonline::push_text(value(i)?, esc(i), key);
         }
         Some(id)
     }

@@ -15,7 +15,7 @@ use crate::clock::{self, Periods};
 use crate::config::{Config, LineFormat, OnFull, Routing};
 use crate::message::Lookups;
 use crate::message::decode::{Binary, Decoder, Undecodable};
-use crate::message::jsonline::{self, Reject, unquoted};
+use crate::message::jsonline::{self, Reject};
 use crate::message::template::Template;
 use crate::ratelimit::RateLimited;
 use crate::shutdown::Shutdown;
@@ -53,6 +53,8 @@ pub(crate) struct LineSink<'a> {
     lookups: Lookups,
     /// Where the check put each pointer's value in the current message.
     found: Vec<Option<Range<usize>>>,
+    /// Which of those values are strings written with escapes ([`jsonline::Valid`]).
+    escaped: u32,
     /// Joins the route values.
     separator: Vec<u8>,
     /// The route key of a message with several route pointers (reused).
@@ -105,6 +107,7 @@ impl<'a> LineSink<'a> {
             batch: Batch::default(),
             topic_index,
             found: vec![None; lookups.ptrs.len()],
+            escaped: 0,
             lookups,
             separator: separator.as_bytes().to_vec(),
             key: Vec::new(),
@@ -187,11 +190,12 @@ impl<'a> LineSink<'a> {
                 return false;
             }
         };
+        self.escaped = valid.escaped;
         if !self.lookups.heartbeats.is_empty() {
-            self.reply = self
-                .lookups
-                .heartbeats
-                .reply(msg, &self.found, &mut self.counter);
+            self.reply =
+                self.lookups
+                    .heartbeats
+                    .reply(msg, &self.found, self.escaped, &mut self.counter);
         }
         if self.lookups.learns() {
             self.learn(msg);
@@ -234,7 +238,7 @@ impl<'a> LineSink<'a> {
         let key = match self.lookups.route {
             0 => return Dest::Topic(0),
             1 => match &self.found[0] {
-                Some(r) => unquoted(&msg[r.clone()]),
+                Some(r) => jsonline::text(&msg[r.clone()], self.escaped & 1 != 0, &mut self.key),
                 None => return Dest::Control,
             },
             n => {
@@ -246,7 +250,8 @@ impl<'a> LineSink<'a> {
                     if i > 0 {
                         self.key.extend_from_slice(&self.separator);
                     }
-                    self.key.extend_from_slice(unquoted(&msg[r.clone()]));
+                    let escaped = self.escaped >> i & 1 != 0;
+                    jsonline::push_text(&msg[r.clone()], escaped, &mut self.key);
                 }
                 &self.key
             }
@@ -260,12 +265,12 @@ impl<'a> LineSink<'a> {
     /// Remembers the id a message announces, if it names a topic (`route_ids`).
     fn learn(&mut self, msg: &[u8]) {
         let mut key = std::mem::take(&mut self.key);
-        if let Some(id) = self
-            .lookups
-            .learned(msg, &self.found, &self.separator, &mut key)
+        if let Some(id) =
+            self.lookups
+                .learned(msg, &self.found, self.escaped, &self.separator, &mut key)
         {
             if let Some(&i) = self.topic_index.get(&key) {
-                self.ids.insert(id.to_vec(), i);
+                self.ids.insert(id.into_owned(), i);
             }
         }
         self.key = key;
@@ -407,6 +412,43 @@ mod tests {
         assert_eq!(stats.get(Count::RejectEmpty), 1);
     }
 
+    /// Issue 19 item 5: a route value or key written with escapes (PHP's encoder
+    /// writes `\/`) is the string serde_json reads; the line stays verbatim.
+    #[test]
+    fn routes_by_the_strings_values_are_not_their_escapes() {
+        let cfg = config(json!({
+            "topics": ["/market/match:BTC-USDT", "a/b.é"],
+            "route_by": ["/topic"],
+        }));
+        let stats = Stats::new(64, 60.0);
+        let shutdown = Shutdown::new().unwrap();
+        let (r, w) = batch::channel(64);
+        let mut sink = LineSink::new(&cfg, &stats, &shutdown, r, Periods::of_secs(3600));
+        let msgs = [
+            r#"{"topic":"\/market\/match:BTC-USDT","data":1}"#,
+            r#"{"\u0074opic":"/market/match:BTC-USDT","data":2}"#,
+            r#"{"t\u006fpic":"a\/b.\u00e9"}"#,
+            r#"{"topic":"/market/match:BTC-USDT"}"#,
+            r#"{"topic":"\/market\/match:BTC-USDTx"}"#,
+            r#"{"topic":"\ud800"}"#,
+        ];
+        for m in msgs {
+            assert!(sink.accept(m.as_bytes()), "{m}");
+        }
+        sink.ship();
+        assert_eq!(
+            lines(&drain(&w)[0]),
+            [
+                (Dest::Topic(0), msgs[0].to_string()),
+                (Dest::Topic(0), msgs[1].to_string()),
+                (Dest::Topic(1), msgs[2].to_string()),
+                (Dest::Topic(0), msgs[3].to_string()),
+                (Dest::Control, msgs[4].to_string()),
+                (Dest::Control, msgs[5].to_string()),
+            ]
+        );
+    }
+
     #[test]
     fn learns_per_connection_ids_bitfinex_style() {
         let cfg = config(json!({
@@ -424,6 +466,9 @@ mod tests {
             r#"[17,[102569,12.3]]"#,
             r#"{"event":"subscribed","channel":"trades","chanId":"18","symbol":"tBTCUSD"}"#,
             r#"[18,"te",[1,2,0.1,102570.123456789012345678]]"#,
+            // Escaped values: the event, the id and the key are the strings they are.
+            r#"{"event":"su\u0062scribed","channel":"t\u0072ades","chanId":"\u00319","symbol":"tBTCUSD"}"#,
+            r#"["19","te",[1,2,0.1,3]]"#,
         ] {
             assert!(sink.accept(m.as_bytes()));
         }
@@ -437,6 +482,8 @@ mod tests {
                 Dest::Control,
                 Dest::Control,
                 Dest::Topic(1),
+                Dest::Control,
+                Dest::Topic(0),
                 Dest::Control,
                 Dest::Topic(0),
                 Dest::Control

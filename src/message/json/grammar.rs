@@ -66,23 +66,28 @@ impl<'a, const SIMD: bool> Parser<'a, SIMD> {
         self.s.get(self.i).copied()
     }
 
-    /// Parses a string whose opening quote is at `self.i`; returns the content range.
+    /// Parses a string whose opening quote is at `self.i`; returns whether it holds a
+    /// backslash escape (its text then differs from its bytes).
     #[inline(always)]
-    fn string(&mut self) -> Option<Range<usize>> {
-        let start = self.i + 1;
-        let mut i = start;
+    fn string(&mut self) -> Option<bool> {
+        let mut i = self.i + 1;
         let s = self.s;
+        let mut escaped = false;
         loop {
             i = scan::skip_plain::<SIMD>(s, i);
             // Usually the closing quote: test for it first, without a table lookup.
             match *s.get(i)? {
                 b'"' => {
                     self.i = i + 1;
-                    return Some(start..i);
+                    return Some(escaped);
                 }
                 b'\\' => match *s.get(i + 1)? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
+                        escaped = true;
+                        i += 2
+                    }
                     b'u' => {
+                        escaped = true;
                         let hex = s.get(i + 2..i + 6)?;
                         if !hex.iter().all(u8::is_ascii_hexdigit) {
                             return None;
@@ -163,9 +168,12 @@ impl<'a, const SIMD: bool> Parser<'a, SIMD> {
             let b = self.ws_peek()?;
             let start = self.i;
             if b == b'"' {
-                self.string()?;
+                let escaped = self.string()?;
                 if want != 0 {
                     record(found, track, want, start..self.i);
+                    if escaped {
+                        track.escaped(want);
+                    }
                 }
             } else if b == b'{' || b == b'[' {
                 if depth == MAX_DEPTH {
@@ -234,11 +242,13 @@ impl<'a, const SIMD: bool> Parser<'a, SIMD> {
         if self.ws_peek()? != b'"' {
             return None;
         }
-        let k = self.string()?;
+        let start = self.i + 1;
+        let escaped = self.string()?;
+        let k = start..self.i - 1;
         if self.ws_peek()? != b':' {
             return None;
         }
         self.i += 1;
-        Some(track.key(depth, &self.s[k]))
+        Some(track.key(depth, &self.s[k], escaped))
     }
 }

@@ -4,23 +4,27 @@
 //! holds a raw CR or LF (it can only be insignificant white space, since raw control
 //! characters are invalid inside JSON strings), in which case [`compact_into`] writes it
 //! as one line, and, in the same pass, where the values of a few JSON pointers are
-//! ([`Pointers`]: for routing and for matching heartbeats).
+//! ([`Pointers`]: for routing and for matching heartbeats), compared as the strings
+//! they are ([`text`], [`equals`]).
 //!
 //! Three layers, a file each: `pointer` (which values are wanted, and which pointers
 //! still match where the parser is), `scan` (the byte loops, the only `unsafe` and
-//! platform code) and `grammar` (the JSON grammar, which drives both).
+//! platform code) and `grammar` (the JSON grammar, which drives both); `text` reads
+//! found values as the strings they are.
 
 mod grammar;
 mod pointer;
 mod scan;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use std::ops::Range;
 
 use grammar::Parser;
 use pointer::Track;
 pub use pointer::{MAX_POINTER_DEPTH, MAX_POINTERS, Pointers};
+pub use text::{equals, push_text, text, unquoted};
 
 /// Why a text message is not written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +40,9 @@ pub enum Reject {
 pub struct Valid {
     /// The message holds a raw CR or LF and must be compacted before writing.
     pub multiline: bool,
+    /// Bit p set when pointer p found a string written with backslash escapes: compare
+    /// it through [`text`] or [`equals`], which decode it (only then).
+    pub escaped: u32,
 }
 
 /// Checks that `msg` is exactly one JSON value (surrounding white space allowed).
@@ -62,26 +69,19 @@ fn check_scan<const SIMD: bool>(
     ptrs: &Pointers,
     found: &mut [Option<Range<usize>>],
 ) -> Result<Valid, Reject> {
+    // Before any verdict: no caller can read the last message's values as this one's.
+    found.fill(None);
     if msg.is_empty() {
         return Err(Reject::Empty);
     }
-    found.fill(None);
     let mut track = Track::new(ptrs);
     let mut p = Parser::<SIMD>::new(msg);
     match p.document(&mut track, found) {
         Some(()) => Ok(Valid {
             multiline: p.multiline(),
+            escaped: track.escaped_mask(),
         }),
         None => Err(Reject::NotJson),
-    }
-}
-
-/// The text a found value stands for in a route key: a string's contents (without the
-/// quotes, as written), or a number or literal as written.
-pub fn unquoted(value: &[u8]) -> &[u8] {
-    match value {
-        [b'"', inner @ .., b'"'] => inner,
-        v => v,
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::ops::Range;
 
+use super::text;
+
 /// Most pointers one check looks for (a bit each in a mask).
 pub const MAX_POINTERS: usize = 32;
 /// Most segments in one pointer (path levels tracked while parsing).
@@ -18,8 +20,8 @@ struct Segment {
 
 /// A set of JSON pointers (RFC 6901) that [`check_with`](super::check_with) finds in the same pass. A
 /// pointer finds a scalar value only (string, number, literal): one that leads to an
-/// object or an array finds nothing. Keys are compared as they are written in the
-/// message, without unescaping.
+/// object or an array finds nothing. Keys are compared as the strings they are: a key
+/// written with escapes (`"\u0074opic"`, `"a\/b"`) is decoded first (only then).
 #[derive(Debug, Clone, Default)]
 pub struct Pointers {
     list: Vec<Vec<Segment>>,
@@ -94,6 +96,24 @@ impl Pointers {
         out
     }
 
+    /// [`Pointers::by_key`] for a key written with escapes: compared as decoded.
+    #[cold]
+    #[inline(never)]
+    fn by_escaped_key(&self, mut live: u32, level: usize, key: &[u8]) -> u32 {
+        let mut out = 0;
+        while live != 0 {
+            let p = live.trailing_zeros() as usize;
+            live &= live - 1;
+            if self.list[p]
+                .get(level)
+                .is_some_and(|s| text::unescaped(key).eq(s.key.iter().copied()))
+            {
+                out |= 1 << p;
+            }
+        }
+        out
+    }
+
     /// The pointers of `live` whose segment at `level` is the array index `index`.
     #[inline]
     fn by_index(&self, mut live: u32, level: usize, index: u32) -> u32 {
@@ -120,6 +140,8 @@ pub(super) struct Track<'p> {
     index: [u32; MAX_POINTER_DEPTH + 1],
     /// Pointers found so far (the first value wins).
     found_mask: u32,
+    /// Pointers whose value is a string written with backslash escapes.
+    escaped_mask: u32,
     /// `ptrs.depth`, at hand: deeper levels need no tracking.
     depth: usize,
 }
@@ -135,23 +157,30 @@ impl<'p> Track<'p> {
             live,
             index: [0; MAX_POINTER_DEPTH + 1],
             found_mask: 0,
+            escaped_mask: 0,
             depth: ptrs.depth,
         }
     }
 
     /// Entering the value of `key` in an object at `depth`: the pointers that end here.
     /// The common case, a level no pointer reaches, is one compare, inline.
+    /// `key` is the key's bytes as written; `escaped` when it holds a backslash escape.
     #[inline(always)]
-    pub(super) fn key(&mut self, depth: usize, key: &[u8]) -> u32 {
+    pub(super) fn key(&mut self, depth: usize, key: &[u8], escaped: bool) -> u32 {
         if depth > self.depth {
             return 0;
         }
-        self.key_at(depth, key)
+        self.key_at(depth, key, escaped)
     }
 
     #[inline(never)]
-    fn key_at(&mut self, depth: usize, key: &[u8]) -> u32 {
-        let live = self.ptrs.by_key(self.live[depth - 1], depth - 1, key);
+    fn key_at(&mut self, depth: usize, key: &[u8], escaped: bool) -> u32 {
+        let live = if escaped {
+            self.ptrs
+                .by_escaped_key(self.live[depth - 1], depth - 1, key)
+        } else {
+            self.ptrs.by_key(self.live[depth - 1], depth - 1, key)
+        };
         self.live[depth] = live;
         live & self.ptrs.ends_at[depth] & !self.found_mask
     }
@@ -166,6 +195,20 @@ impl<'p> Track<'p> {
         let live = self.ptrs.by_index(self.live[depth - 1], depth - 1, index);
         self.live[depth] = live;
         live & self.ptrs.ends_at[depth] & !self.found_mask
+    }
+
+    /// The pointers in `want` found a string written with escapes.
+    #[cold]
+    pub(super) fn escaped(&mut self, want: u32) {
+        self.escaped_mask |= want;
+    }
+
+    /// Pointers whose value is a string written with escapes (see [`Valid::escaped`]).
+    ///
+    /// [`Valid::escaped`]: super::Valid::escaped
+    #[inline(always)]
+    pub(super) fn escaped_mask(&self) -> u32 {
+        self.escaped_mask
     }
 
     #[inline(always)]

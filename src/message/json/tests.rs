@@ -220,3 +220,166 @@ fn differential(check: Check) {
         "the mutations keep enough valid cases: {accepted}"
     );
 }
+
+/// Issue 19 item 5, differential: on random messages whose keys and strings are written
+/// with random escapes (`\/`, `\u0074`, surrogate pairs), every pointer's value, read
+/// through [`text`] and [`equals`], is what serde_json's `Value::pointer` reads. Run on
+/// each string scan.
+#[test]
+fn pointer_values_agree_with_serde_json_pointer() {
+    pointer_differential(check_scan::<true>);
+    pointer_differential(check_scan::<false>);
+}
+
+/// A tiny xorshift generator: the tests need no crate for randomness.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Writes `s` as a JSON string, each character raw or escaped at random (a quote, a
+/// backslash and a control character always escaped).
+fn write_string(s: &str, rng: &mut Rng, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        let must = c == '"' || c == '\\' || (c as u32) < 0x20;
+        if !must && rng.below(3) != 0 {
+            out.push(c);
+            continue;
+        }
+        match (c, rng.below(2)) {
+            ('/', 0) => out.push_str("\\/"),
+            ('"', 0) => out.push_str("\\\""),
+            ('\\', 0) => out.push_str("\\\\"),
+            ('\n', 0) => out.push_str("\\n"),
+            _ => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    if rng.below(2) == 0 {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    } else {
+                        out.push_str(&format!("\\u{u:04X}"));
+                    }
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// A random value written with random escapes, and the pointers to every place in it.
+fn random_value(
+    rng: &mut Rng,
+    depth: usize,
+    path: &str,
+    out: &mut String,
+    paths: &mut Vec<String>,
+) {
+    const KEYS: [&str; 10] = [
+        "topic", "data", "arg", "a/b", "é", "0", "1", "x~y", "ch", "€😀",
+    ];
+    const TEXT: [&str; 7] = [
+        "/market/match:BTC-USDT",
+        "publicTrade.BTCUSDT",
+        "tBTCUSD",
+        "a\"b\\c",
+        "Grüße 🌍",
+        "line\nbreak\u{1}",
+        "",
+    ];
+    paths.push(path.to_string());
+    match rng.below(if depth >= 3 { 3 } else { 5 }) {
+        0 => write_string(TEXT[rng.below(TEXT.len())], rng, out),
+        1 => {
+            out.push_str(["17", "-0.5e3", "true", "null", "12345678901234567890123"][rng.below(5)])
+        }
+        2 => write_string(KEYS[rng.below(KEYS.len())], rng, out),
+        3 => {
+            out.push('{');
+            let mut used = Vec::new();
+            for _ in 0..rng.below(5) {
+                let k = KEYS[rng.below(KEYS.len())];
+                if used.contains(&k) {
+                    continue;
+                }
+                if !used.is_empty() {
+                    out.push(',');
+                }
+                used.push(k);
+                write_string(k, rng, out);
+                out.push(':');
+                let seg = k.replace('~', "~0").replace('/', "~1");
+                random_value(rng, depth + 1, &format!("{path}/{seg}"), out, paths);
+            }
+            out.push('}');
+        }
+        _ => {
+            out.push('[');
+            for i in 0..rng.below(4) {
+                if i > 0 {
+                    out.push(',');
+                }
+                random_value(rng, depth + 1, &format!("{path}/{i}"), out, paths);
+            }
+            out.push(']');
+        }
+    }
+}
+
+fn pointer_differential(check: Check) {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut compared = 0;
+    for _ in 0..20_000 {
+        let (mut m, mut paths) = (String::new(), Vec::new());
+        random_value(&mut rng, 0, "", &mut m, &mut paths);
+        paths.retain(|p| !p.is_empty() && p.matches('/').count() <= MAX_POINTER_DEPTH);
+        // Misses too: a key no message has, an index past the end.
+        paths.extend(["/topicx".to_string(), "/9".to_string()]);
+        paths.truncate(MAX_POINTERS);
+        let mut ptrs = Pointers::default();
+        for p in &paths {
+            ptrs.add(p).unwrap();
+        }
+        let mut found = vec![None; ptrs.len()];
+        let v = check(m.as_bytes(), &ptrs, &mut found).expect(&m);
+        let theirs: serde_json::Value = serde_json::from_str(&m).unwrap();
+        for p in &paths {
+            let i = ptrs.add(p).unwrap();
+            let ours = found[i].clone().map(|r| &m.as_bytes()[r]);
+            let escaped = v.escaped >> i & 1 != 0;
+            match theirs.pointer(p) {
+                Some(serde_json::Value::String(s)) => {
+                    let ours = ours.unwrap_or_else(|| panic!("{p} in {m}"));
+                    assert_eq!(ours[0], b'"');
+                    assert_eq!(
+                        text(ours, escaped, &mut Vec::new()),
+                        s.as_bytes(),
+                        "{p} in {m}"
+                    );
+                    let compact = serde_json::to_string(s).unwrap();
+                    assert!(equals(ours, escaped, compact.as_bytes()), "{p} in {m}");
+                    compared += 1;
+                }
+                Some(serde_json::Value::Object(_) | serde_json::Value::Array(_)) | None => {
+                    assert_eq!(ours, None, "{p} in {m}");
+                }
+                Some(value) => {
+                    let ours = ours.unwrap_or_else(|| panic!("{p} in {m}"));
+                    assert!(!escaped);
+                    let again: serde_json::Value = serde_json::from_slice(ours).unwrap();
+                    assert_eq!(&again, value, "{p} in {m}");
+                    assert!(
+                        equals(ours, escaped, value.to_string().as_bytes()) || value.is_number()
+                    );
+                }
+            }
+        }
+    }
+    assert!(compared > 10_000, "enough strings compared: {compared}");
+}
