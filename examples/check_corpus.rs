@@ -18,7 +18,11 @@ use wsrec::jsonline::{Pointers, check_with};
 fn preset_pointers(preset: &Value) -> Vec<String> {
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let keys = |v: &Value| -> Vec<String> {
