@@ -249,6 +249,6 @@ impl<'a, const SIMD: bool> Parser<'a, SIMD> {
             return None;
         }
         self.i += 1;
-        Some(track.key(depth, &self.s[k], escaped))
+        Some(track.key(depth, self.s, k, escaped))
     }
 }

@@ -22,15 +22,47 @@ struct Segment {
 /// pointer finds a scalar value only (string, number, literal): one that leads to an
 /// object or an array finds nothing. Keys are compared as the strings they are: a key
 /// written with escapes (`"\u0074opic"`, `"a\/b"`) is decoded first (only then).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Pointers {
     list: Vec<Vec<Segment>>,
+    /// `by_len[level][n]`: the pointers whose segment at `level` is a key of `n` bytes
+    /// (`n` = [`LONG_KEY`]: that long or longer). Most keys of a message match no
+    /// pointer, and most differ from every pointer's key in length: one load tells.
+    by_len: Box<[[u32; LONG_KEY + 1]; MAX_POINTER_DEPTH]>,
+    /// `by_index[level][i]`: the pointers whose segment at `level` is array index `i`
+    /// (`i` = [`LAST_INDEX`]: that index or a higher one, compared one by one).
+    by_index: Box<[[u32; LAST_INDEX + 1]; MAX_POINTER_DEPTH]>,
+    /// `words[level][p]`: pointer p's key at `level` as a little-endian number, when it
+    /// is at most [`WORD_KEY`] bytes long: a key of the same length is compared in one
+    /// compare, not a call to memcmp.
+    words: Box<[[u128; MAX_POINTERS]; MAX_POINTER_DEPTH]>,
     /// Mask of every pointer.
     all: u32,
     /// Bit p set in `ends_at[d]` when pointer p has d segments.
     ends_at: [u32; MAX_POINTER_DEPTH + 1],
     /// Longest pointer, in segments (0 when there are none: nothing to track).
     depth: usize,
+}
+
+/// Keys this long or longer share the last slot of [`Pointers::by_len`].
+const LONG_KEY: usize = 63;
+/// Keys up to this long are compared as one number (`Pointers::words`).
+const WORD_KEY: usize = 16;
+/// Array indices from this one on share the last slot of [`Pointers::by_index`].
+const LAST_INDEX: usize = 31;
+
+impl Default for Pointers {
+    fn default() -> Self {
+        Pointers {
+            list: Vec::new(),
+            by_len: Box::new([[0; LONG_KEY + 1]; MAX_POINTER_DEPTH]),
+            by_index: Box::new([[0; LAST_INDEX + 1]; MAX_POINTER_DEPTH]),
+            words: Box::new([[0; MAX_POINTERS]; MAX_POINTER_DEPTH]),
+            all: 0,
+            ends_at: [0; MAX_POINTER_DEPTH + 1],
+            depth: 0,
+        }
+    }
 }
 
 impl Pointers {
@@ -64,6 +96,17 @@ impl Pointers {
         let i = self.list.len();
         if i == MAX_POINTERS {
             return Err(format!("more than {MAX_POINTERS} different pointers"));
+        }
+        for (level, seg) in segs.iter().enumerate() {
+            self.by_len[level][seg.key.len().min(LONG_KEY)] |= 1 << i;
+            if seg.key.len() <= WORD_KEY {
+                let mut w = [0; WORD_KEY];
+                w[..seg.key.len()].copy_from_slice(&seg.key);
+                self.words[level][i] = u128::from_le_bytes(w);
+            }
+            if let Some(n) = seg.index {
+                self.by_index[level][(n as usize).min(LAST_INDEX)] |= 1 << i;
+            }
         }
         self.all |= 1 << i;
         self.ends_at[segs.len()] |= 1 << i;
@@ -114,9 +157,11 @@ impl Pointers {
         out
     }
 
-    /// The pointers of `live` whose segment at `level` is the array index `index`.
-    #[inline]
-    fn by_index(&self, mut live: u32, level: usize, index: u32) -> u32 {
+    /// The pointers of `live` whose segment at `level` is the array index `index`
+    /// (from [`LAST_INDEX`] on, where the table cannot tell).
+    #[cold]
+    #[inline(never)]
+    fn by_high_index(&self, mut live: u32, level: usize, index: u32) -> u32 {
         let mut out = 0;
         while live != 0 {
             let p = live.trailing_zeros() as usize;
@@ -163,36 +208,74 @@ impl<'p> Track<'p> {
     }
 
     /// Entering the value of `key` in an object at `depth`: the pointers that end here.
-    /// The common case, a level no pointer reaches, is one compare, inline.
-    /// `key` is the key's bytes as written; `escaped` when it holds a backslash escape.
+    /// The common cases, a level no pointer reaches or a key whose length no live
+    /// pointer has there, are a few instructions, inline. `key` is the key's bytes as
+    /// written; `escaped` when it holds a backslash escape (its length then says
+    /// nothing: it is compared decoded).
     #[inline(always)]
-    pub(super) fn key(&mut self, depth: usize, key: &[u8], escaped: bool) -> u32 {
+    pub(super) fn key(&mut self, depth: usize, s: &[u8], key: Range<usize>, escaped: bool) -> u32 {
         if depth > self.depth {
             return 0;
         }
-        self.key_at(depth, key, escaped)
+        let level = depth - 1;
+        let live = self.live[level];
+        let same_len = live & self.ptrs.by_len[level][key.len().min(LONG_KEY)];
+        if same_len == 0 && !escaped {
+            // Also for the levels below: what an earlier sibling left there is stale.
+            self.live[depth] = 0;
+            return 0;
+        }
+        self.key_at(depth, s, key, escaped)
     }
 
+    /// [`Track::key`] for a key that may match: `s[key]` is the key as written.
     #[inline(never)]
-    fn key_at(&mut self, depth: usize, key: &[u8], escaped: bool) -> u32 {
+    fn key_at(&mut self, depth: usize, s: &[u8], key: Range<usize>, escaped: bool) -> u32 {
+        let level = depth - 1;
+        let ptrs = self.ptrs;
         let live = if escaped {
-            self.ptrs
-                .by_escaped_key(self.live[depth - 1], depth - 1, key)
+            ptrs.by_escaped_key(self.live[level], level, &s[key])
         } else {
-            self.ptrs.by_key(self.live[depth - 1], depth - 1, key)
+            let len = key.len();
+            let mut same_len = self.live[level] & ptrs.by_len[level][len.min(LONG_KEY)];
+            match s.get(key.start..key.start + WORD_KEY) {
+                // Short, with 16 bytes to read: the key's bytes as one number.
+                Some(w) if len <= WORD_KEY => {
+                    let w = u128::from_le_bytes(w.try_into().unwrap());
+                    let w = w & (u128::MAX >> (8 * (WORD_KEY - len)));
+                    let words = &ptrs.words[level];
+                    let mut out = 0;
+                    while same_len != 0 {
+                        let p = same_len.trailing_zeros() as usize;
+                        same_len &= same_len - 1;
+                        if words[p] == w {
+                            out |= 1 << p;
+                        }
+                    }
+                    out
+                }
+                _ => ptrs.by_key(same_len, level, &s[key]),
+            }
         };
         self.live[depth] = live;
-        live & self.ptrs.ends_at[depth] & !self.found_mask
+        live & ptrs.ends_at[depth] & !self.found_mask
     }
 
-    /// Entering item `index` of an array at `depth`: the pointers that end here.
-    #[inline]
+    /// Entering item `index` of an array at `depth`: the pointers that end here. One
+    /// table load below [`LAST_INDEX`].
+    #[inline(always)]
     pub(super) fn item(&mut self, depth: usize, index: u32) -> u32 {
         if depth > self.depth {
             return 0;
         }
         self.index[depth] = index;
-        let live = self.ptrs.by_index(self.live[depth - 1], depth - 1, index);
+        let level = depth - 1;
+        let mut live =
+            self.live[level] & self.ptrs.by_index[level][(index as usize).min(LAST_INDEX)];
+        if index as usize >= LAST_INDEX && live != 0 {
+            // The last slot holds every pointer with a high index here: which one.
+            live = self.ptrs.by_high_index(live, level, index);
+        }
         self.live[depth] = live;
         live & self.ptrs.ends_at[depth] & !self.found_mask
     }
