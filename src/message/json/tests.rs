@@ -383,3 +383,133 @@ fn pointer_differential(check: Check) {
     }
     assert!(compared > 10_000, "enough strings compared: {compared}");
 }
+
+/// The real corpus (bench/corpus/, issue 23): every message, each venue with its
+/// preset's pointers, checked on each string scan; serde_json agrees that each is one
+/// JSON value and reads every pointer's value as the check finds it. Then mutations of
+/// the corpus's messages (up to 4 kB each): the check and serde_json agree on which are
+/// JSON.
+#[test]
+fn agrees_with_serde_json_on_the_real_corpus_and_its_mutations() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("bench/corpus"))
+        .expect("bench/corpus")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "the corpus is there: {files:?}");
+    let mut small = Vec::new();
+    let mut values = 0;
+    for f in &files {
+        let venue = f.file_stem().unwrap().to_str().unwrap();
+        let preset = root.join(format!("examples/venues/{venue}.json"));
+        let preset: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&preset).unwrap()).unwrap();
+        let mut paths: Vec<String> = Vec::new();
+        let strings = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        };
+        paths.extend(strings(&preset["route_by"]));
+        for rule in preset["heartbeat_replies"].as_array().into_iter().flatten() {
+            paths.extend(strings(&rule["has"]));
+            paths.extend(
+                rule["equals"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        let ids = &preset["route_ids"];
+        paths.extend(
+            ids["when"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.clone()),
+        );
+        paths.extend(ids["id"].as_str().map(String::from));
+        paths.extend(strings(&ids["key"]));
+        let mut ptrs = Pointers::default();
+        for p in &paths {
+            ptrs.add(p).unwrap();
+        }
+        for m in std::fs::read(f)
+            .unwrap()
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+        {
+            let theirs: serde_json::Value = serde_json::from_slice(m).unwrap();
+            for check in [check_scan::<true> as Check, check_scan::<false>] {
+                let mut found = vec![None; ptrs.len()];
+                let v = check(m, &ptrs, &mut found).unwrap();
+                assert!(!v.multiline);
+                for p in &paths {
+                    let i = ptrs.add(p).unwrap();
+                    let ours = found[i].clone().map(|r| &m[r]);
+                    let esc = v.escaped >> i & 1 != 0;
+                    match theirs.pointer(p) {
+                        Some(serde_json::Value::String(s)) => {
+                            assert_eq!(text(ours.unwrap(), esc, &mut Vec::new()), s.as_bytes());
+                            values += 1;
+                        }
+                        Some(serde_json::Value::Object(_) | serde_json::Value::Array(_)) | None => {
+                            assert_eq!(ours, None, "{venue} {p}")
+                        }
+                        Some(scalar) => {
+                            let again: serde_json::Value =
+                                serde_json::from_slice(ours.unwrap()).unwrap();
+                            assert_eq!(&again, scalar, "{venue} {p}");
+                            values += 1;
+                        }
+                    }
+                }
+            }
+            if m.len() <= 4096 {
+                small.push(m.to_vec());
+            }
+        }
+    }
+    assert!(values > 2_000, "pointer values compared: {values}");
+    let alphabet = b"{}[]:,\" \\/0123456789+-.eEtrufalsn\t\n\rabu\x01";
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut accepted, mut cases) = (0, 0);
+    for case in 0..60_000 {
+        let mut m = small[case % small.len()].clone();
+        for _ in 0..1 + rng.below(3) {
+            let at = rng.below(m.len() + 1);
+            let b = alphabet[rng.below(alphabet.len())];
+            match rng.below(3) {
+                0 if at < m.len() => m[at] = b,
+                1 if at < m.len() => {
+                    m.remove(at);
+                }
+                _ => m.insert(at, b),
+            }
+        }
+        if std::str::from_utf8(&m).is_err() {
+            continue;
+        }
+        cases += 1;
+        let syntax = serde_json::from_slice::<serde::de::IgnoredAny>(&m).is_ok();
+        for check in [check_scan::<true> as Check, check_scan::<false>] {
+            let ours = check(&m, &Pointers::default(), &mut []);
+            assert_eq!(
+                ours.is_ok(),
+                syntax,
+                "disagree on {:?}: ours {ours:?}",
+                String::from_utf8_lossy(&m)
+            );
+        }
+        accepted += syntax as usize;
+    }
+    assert!(
+        accepted > 5_000 && cases > 50_000,
+        "{accepted} of {cases} mutations valid"
+    );
+}
