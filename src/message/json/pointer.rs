@@ -228,37 +228,49 @@ impl<'p> Track<'p> {
         self.key_at(depth, s, key, escaped)
     }
 
-    /// [`Track::key`] for a key that may match: `s[key]` is the key as written.
+    /// [`Track::key`] for a key that may match: `s[key]` is the key as written. Short
+    /// keys away from the message's end are compared as numbers, in registers; the
+    /// rest, out of line (which keeps this one's prologue small).
     #[inline(never)]
     fn key_at(&mut self, depth: usize, s: &[u8], key: Range<usize>, escaped: bool) -> u32 {
+        let len = key.len();
+        let window = match s.get(key.start..key.start + WORD_KEY) {
+            Some(w) if !escaped && len <= WORD_KEY => w,
+            _ => return self.key_slow(depth, &s[key], escaped),
+        };
         let level = depth - 1;
         let ptrs = self.ptrs;
-        let live = if escaped {
-            ptrs.by_escaped_key(self.live[level], level, &s[key])
-        } else {
-            let len = key.len();
-            let mut same_len = self.live[level] & ptrs.by_len[level][len.min(LONG_KEY)];
-            match s.get(key.start..key.start + WORD_KEY) {
-                // Short, with 16 bytes to read: the key's bytes as one number.
-                Some(w) if len <= WORD_KEY => {
-                    let w = u128::from_le_bytes(w.try_into().unwrap());
-                    let w = w & (u128::MAX >> (8 * (WORD_KEY - len)));
-                    let words = &ptrs.words[level];
-                    let mut out = 0;
-                    while same_len != 0 {
-                        let p = same_len.trailing_zeros() as usize;
-                        same_len &= same_len - 1;
-                        if words[p] == w {
-                            out |= 1 << p;
-                        }
-                    }
-                    out
-                }
-                _ => ptrs.by_key(same_len, level, &s[key]),
+        let w = u128::from_le_bytes(window.try_into().unwrap());
+        // The key's bytes only (none for the empty key).
+        let w = w & u128::MAX.checked_shr(8 * (WORD_KEY - len) as u32).unwrap_or(0);
+        let mut same_len = self.live[level] & ptrs.by_len[level][len];
+        let words = &ptrs.words[level];
+        let mut live = 0;
+        while same_len != 0 {
+            let p = same_len.trailing_zeros() as usize;
+            same_len &= same_len - 1;
+            if words[p] == w {
+                live |= 1 << p;
             }
-        };
+        }
         self.live[depth] = live;
         live & ptrs.ends_at[depth] & !self.found_mask
+    }
+
+    /// [`Track::key_at`] for a long key, one near the message's end, or one written with
+    /// escapes (compared decoded).
+    #[cold]
+    #[inline(never)]
+    fn key_slow(&mut self, depth: usize, key: &[u8], escaped: bool) -> u32 {
+        let level = depth - 1;
+        let live = if escaped {
+            self.ptrs.by_escaped_key(self.live[level], level, key)
+        } else {
+            let same_len = self.live[level] & self.ptrs.by_len[level][key.len().min(LONG_KEY)];
+            self.ptrs.by_key(same_len, level, key)
+        };
+        self.live[depth] = live;
+        live & self.ptrs.ends_at[depth] & !self.found_mask
     }
 
     /// Entering item `index` of an array at `depth`: the pointers that end here. One

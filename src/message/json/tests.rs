@@ -94,6 +94,16 @@ fn finds_pointer_values_in_the_same_pass() {
         Some("12345678901234567890123".into())
     );
     assert_eq!(get(br#"{"a/b":true}"#)[5], Some("true".into()));
+    // The empty key, short keys near the end and long ones (each comparison path).
+    let mut more = Pointers::default();
+    for p in ["/", "/k", "/a_key_longer_than_sixteen_bytes", "/x/"] {
+        more.add(p).unwrap();
+    }
+    let mut found = vec![None; more.len()];
+    let m = br#"{"":1,"x":{"":2},"a_key_longer_than_sixteen_bytes":3,"k":4}"#;
+    check_with(m, &more, &mut found).unwrap();
+    let got: Vec<_> = found.iter().map(|r| r.clone().map(|r| &m[r])).collect();
+    assert_eq!(got, [Some(&b"1"[..]), Some(b"4"), Some(b"3"), Some(b"2")]);
     // An object or array value finds nothing; nor does a deeper match elsewhere.
     assert_eq!(get(br#"{"stream":{"x":1}}"#)[4], None);
     assert_eq!(get(br#"{"x":{"arg":{"channel":"c"}}}"#)[0], None);
