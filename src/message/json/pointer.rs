@@ -242,7 +242,9 @@ impl<'p> Track<'p> {
         let ptrs = self.ptrs;
         let w = u128::from_le_bytes(window.try_into().unwrap());
         // The key's bytes only (none for the empty key).
-        let w = w & u128::MAX.checked_shr(8 * (WORD_KEY - len) as u32).unwrap_or(0);
+        let w = w & u128::MAX
+            .checked_shr(8 * (WORD_KEY - len) as u32)
+            .unwrap_or(0);
         let mut same_len = self.live[level] & ptrs.by_len[level][len];
         let words = &ptrs.words[level];
         let mut live = 0;
