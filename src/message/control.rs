@@ -59,8 +59,13 @@ impl ControlRules {
 
     /// Whether `msg` (its pointer values in `found`) is a control message.
     #[inline]
-    pub(crate) fn is_control(&self, msg: &[u8], found: &[Option<Range<usize>>]) -> bool {
-        !self.rules.is_empty() && self.rules.iter().any(|r| r.matches(msg, found))
+    pub(crate) fn is_control(
+        &self,
+        msg: &[u8],
+        found: &[Option<Range<usize>>],
+        escaped: u32,
+    ) -> bool {
+        !self.rules.is_empty() && self.rules.iter().any(|r| r.matches(msg, found, escaped))
     }
 }
 
@@ -78,8 +83,8 @@ mod tests {
 
     fn control(r: &ControlRules, ptrs: &Pointers, m: &str) -> bool {
         let mut found = vec![None; ptrs.len()];
-        check_with(m.as_bytes(), ptrs, &mut found).unwrap();
-        r.is_control(m.as_bytes(), &found)
+        let v = check_with(m.as_bytes(), ptrs, &mut found).unwrap();
+        r.is_control(m.as_bytes(), &found, v.escaped)
     }
 
     #[test]
@@ -112,7 +117,7 @@ mod tests {
         // A key that is only an object is not a scalar value: `has` finds nothing.
         assert!(!control(&r, &p, r#"{"event":{"x":1},"data":[]}"#));
         let none = ControlRules::default();
-        assert!(!none.is_control(b"{}", &[]));
+        assert!(!none.is_control(b"{}", &[], 0));
     }
 
     #[test]

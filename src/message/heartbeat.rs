@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use serde_json::{Map, Value};
 
-use super::jsonline::Pointers;
+use super::jsonline::{self, Pointers};
 use super::template::Template;
 use crate::config::{kind, scalars, strings};
 
@@ -88,12 +88,15 @@ pub(crate) struct Pattern {
 impl Pattern {
     /// Whether `msg`, whose pointer values the check put in `found`, matches.
     #[inline]
-    pub(crate) fn matches(&self, msg: &[u8], found: &[Option<Range<usize>>]) -> bool {
+    /// `escaped` is the check's [`Valid::escaped`](super::jsonline::Valid::escaped):
+    /// a value with an escape is compared as the JSON string it is.
+    pub(crate) fn matches(&self, msg: &[u8], found: &[Option<Range<usize>>], escaped: u32) -> bool {
         self.has.iter().all(|&i| found[i].is_some())
-            && self
-                .equals
-                .iter()
-                .all(|(i, v)| found[*i].as_ref().is_some_and(|r| msg[r.clone()] == v[..]))
+            && self.equals.iter().all(|(i, v)| {
+                found[*i]
+                    .as_ref()
+                    .is_some_and(|r| jsonline::equals(&msg[r.clone()], escaped >> i & 1 != 0, v))
+            })
     }
 }
 
@@ -185,16 +188,20 @@ impl Heartbeats {
         self.rules.is_empty()
     }
 
-    /// The reply to `msg`, whose pointer values the check put in `found`, if a rule
-    /// matches it.
+    /// The reply to `msg`, whose pointer values the check put in `found` (`escaped`:
+    /// its [`Valid::escaped`](super::jsonline::Valid::escaped)), if a rule matches it.
     pub(crate) fn reply(
         &self,
         msg: &[u8],
         found: &[Option<Range<usize>>],
+        escaped: u32,
         counter: &mut u64,
     ) -> Option<String> {
         let value = |i: usize| found[i].clone().map(|r| &msg[r]);
-        let rule = self.rules.iter().find(|r| r.pattern.matches(msg, found))?;
+        let rule = self
+            .rules
+            .iter()
+            .find(|r| r.pattern.matches(msg, found, escaped))?;
         Some(rule.reply.render(counter, |p| {
             rule.values
                 .iter()
@@ -249,8 +256,8 @@ mod tests {
         let mut n = 0;
         let reply = |m: &[u8], n: &mut u64| {
             let mut found = vec![None; ptrs.len()];
-            check_with(m, &ptrs, &mut found).unwrap();
-            hb.reply(m, &found, n)
+            let v = check_with(m, &ptrs, &mut found).unwrap();
+            hb.reply(m, &found, v.escaped, n)
         };
         assert_eq!(
             reply(br#"{"ping":1492420473027}"#, &mut n).as_deref(),
@@ -271,6 +278,19 @@ mod tests {
             )
             .as_deref(),
             Some(r#"{"id":1587523073344,"method":"public/respond-heartbeat"}"#)
+        );
+        // Values compared as the strings they are: escapes decoded, in keys too.
+        assert_eq!(
+            reply(
+                br#"{"jsonrpc":"2.0","method":"heart\u0062eat","par\u0061ms":{"type":"test\u005frequest"}}"#,
+                &mut n
+            )
+            .as_deref(),
+            Some(r#"{"jsonrpc":"2.0","id":2,"method":"public/test","params":{}}"#)
+        );
+        assert_eq!(
+            reply(br#"{"id":7,"method":"public\/heartbeat"}"#, &mut n).as_deref(),
+            Some(r#"{"id":7,"method":"public/respond-heartbeat"}"#)
         );
         // Deribit's plain heartbeat (type "heartbeat") needs no answer; data none.
         assert_eq!(

@@ -13,7 +13,9 @@
 pub(crate) mod control;
 pub(crate) mod decode;
 pub(crate) mod heartbeat;
-pub mod jsonline;
+pub mod json;
+// The path the crate and examples/check_speed.rs (through lib.rs) use.
+pub use json as jsonline;
 pub(crate) mod pong;
 pub(crate) mod route;
 pub(crate) mod route_ids;
@@ -243,12 +245,12 @@ impl<'a> Judge<'a> {
         };
         let heartbeats = &lookups.heartbeats;
         if !heartbeats.is_empty() {
-            *reply = heartbeats.reply(msg, found, counter);
+            *reply = heartbeats.reply(msg, found, valid.escaped, counter);
         }
-        let mut dest = router.dest(msg, found);
+        let mut dest = router.dest(msg, found, valid.escaped);
         // About the subscription, not data, whatever its route key says (the router
         // still sees it: a route_ids announcement may be one).
-        if lookups.control.is_control(msg, found) {
+        if lookups.control.is_control(msg, found, valid.escaped) {
             dest = Dest::Control;
         }
         Verdict::Keep {

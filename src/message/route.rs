@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use super::jsonline::unquoted;
+use super::jsonline;
 use super::route_ids::RouteIds;
 use crate::batch::Dest;
 
@@ -50,15 +50,22 @@ impl<'a> Router<'a> {
 
     /// The file of a checked message whose pointer values are in `found`: its
     /// topic's, when its route key names one (learning the id it announces first).
+    /// `escaped` is the check's [`jsonline::Valid::escaped`]: values are compared and
+    /// joined as the strings they are.
     #[inline]
-    pub(crate) fn dest(&mut self, msg: &[u8], found: &[Option<Range<usize>>]) -> Dest {
+    pub(crate) fn dest(
+        &mut self,
+        msg: &[u8],
+        found: &[Option<Range<usize>>],
+        escaped: u32,
+    ) -> Dest {
         if let Some(learn) = self.learn {
-            self.learn(learn, msg, found);
+            self.learn(learn, msg, found, escaped);
         }
         let key = match self.route {
             0 => return Dest::Topic(0),
             1 => match &found[0] {
-                Some(r) => unquoted(&msg[r.clone()]),
+                Some(r) => jsonline::text(&msg[r.clone()], escaped & 1 != 0, &mut self.key),
                 None => return Dest::Control,
             },
             n => {
@@ -70,7 +77,7 @@ impl<'a> Router<'a> {
                     if i > 0 {
                         self.key.extend_from_slice(self.separator);
                     }
-                    self.key.extend_from_slice(unquoted(&msg[r.clone()]));
+                    jsonline::push_text(&msg[r.clone()], escaped >> i & 1 != 0, &mut self.key);
                 }
                 &self.key
             }
@@ -82,10 +89,16 @@ impl<'a> Router<'a> {
     }
 
     /// Remembers the id a message announces, if it names a topic.
-    fn learn(&mut self, learn: &RouteIds, msg: &[u8], found: &[Option<Range<usize>>]) {
-        if let Some(id) = learn.learned(msg, found, self.separator, &mut self.key) {
+    fn learn(
+        &mut self,
+        learn: &RouteIds,
+        msg: &[u8],
+        found: &[Option<Range<usize>>],
+        escaped: u32,
+    ) {
+        if let Some(id) = learn.learned(msg, found, escaped, self.separator, &mut self.key) {
             if let Some(&i) = self.topic_index.get(&self.key) {
-                self.ids.insert(id.to_vec(), i);
+                self.ids.insert(id.into_owned(), i);
             }
         }
     }

@@ -4,11 +4,12 @@
 //! `{"event":"subscribed","chanId":17,"channel":"trades","symbol":"tBTCUSD"}`, then data
 //! as `[17,...]`). Parsed here from its config object; applied by [`super::route`].
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use serde_json::Value;
 
-use super::jsonline::{Pointers, unquoted};
+use super::jsonline::{self, Pointers, unquoted};
 use crate::config::{kind, scalars, strings};
 
 /// `route_ids` as configured.
@@ -76,25 +77,39 @@ impl RouteIds {
     }
 
     /// The id that `msg` teaches, and the key it stands for (in `key`), if `msg`
-    /// matches `when`.
+    /// matches `when`. `escaped` is the check's [`Valid::escaped`]: values are
+    /// compared and joined as the strings they are.
+    ///
+    /// [`Valid::escaped`]: super::jsonline::Valid::escaped
     pub(crate) fn learned<'m>(
         &self,
         msg: &'m [u8],
         found: &[Option<Range<usize>>],
+        escaped: u32,
         sep: &[u8],
         key: &mut Vec<u8>,
-    ) -> Option<&'m [u8]> {
+    ) -> Option<Cow<'m, [u8]>> {
         let value = |i: usize| found[i].clone().map(|r| &msg[r]);
-        if !self.when.iter().all(|(i, v)| value(*i) == Some(&v[..])) {
+        let esc = |i: usize| escaped >> i & 1 != 0;
+        if !self
+            .when
+            .iter()
+            .all(|(i, v)| value(*i).is_some_and(|m| jsonline::equals(m, esc(*i), v)))
+        {
             return None;
         }
-        let id = unquoted(value(self.id)?);
+        let raw = value(self.id)?;
+        let id = if esc(self.id) {
+            Cow::Owned(jsonline::text(raw, true, &mut Vec::new()).to_vec())
+        } else {
+            Cow::Borrowed(unquoted(raw))
+        };
         key.clear();
         for (n, &i) in self.key.iter().enumerate() {
             if n > 0 {
                 key.extend_from_slice(sep);
             }
-            key.extend_from_slice(unquoted(value(i)?));
+            jsonline::push_text(value(i)?, esc(i), key);
         }
         Some(id)
     }

@@ -242,6 +242,51 @@ mod tests {
         assert_eq!(stats.get(Count::RejectEmpty), 1);
     }
 
+    /// Issue 19 item 5: a route value or key written with escapes (PHP's encoder
+    /// writes `\/`) is the string serde_json reads; the line stays verbatim.
+    #[test]
+    fn routes_by_the_strings_values_are_not_their_escapes() {
+        let cfg = config(json!({
+            "topics": ["/market/match:BTC-USDT", "a/b.é"],
+            "route_by": ["/topic"],
+        }));
+        let stats = Stats::new(64, 60.0);
+        let shutdown = Shutdown::new().unwrap();
+        let (r, w) = batch::channel(64);
+        let mut sink = LineSink::new(
+            &cfg.messages,
+            &cfg.output,
+            cfg.connection.max_message_bytes,
+            &stats,
+            &shutdown,
+            r,
+            Periods::of_secs(3600),
+        );
+        let msgs = [
+            r#"{"topic":"\/market\/match:BTC-USDT","data":1}"#,
+            r#"{"\u0074opic":"/market/match:BTC-USDT","data":2}"#,
+            r#"{"t\u006fpic":"a\/b.\u00e9"}"#,
+            r#"{"topic":"/market/match:BTC-USDT"}"#,
+            r#"{"topic":"\/market\/match:BTC-USDTx"}"#,
+            r#"{"topic":"\ud800"}"#,
+        ];
+        for m in msgs {
+            assert!(sink.accept(Frame::Text(m.as_bytes())), "{m}");
+        }
+        sink.ship();
+        assert_eq!(
+            lines(&drain(&w)[0]),
+            [
+                (Dest::Topic(0), msgs[0].to_string()),
+                (Dest::Topic(0), msgs[1].to_string()),
+                (Dest::Topic(1), msgs[2].to_string()),
+                (Dest::Topic(0), msgs[3].to_string()),
+                (Dest::Control, msgs[4].to_string()),
+                (Dest::Control, msgs[5].to_string()),
+            ]
+        );
+    }
+
     #[test]
     fn control_rules_and_the_greeting_keep_data_files_data_only() {
         let cfg = config(json!({
@@ -301,6 +346,9 @@ mod tests {
             r#"[17,[102569,12.3]]"#,
             r#"{"event":"subscribed","channel":"trades","chanId":"18","symbol":"tBTCUSD"}"#,
             r#"[18,"te",[1,2,0.1,102570.123456789012345678]]"#,
+            // Escaped values: the event, the id and the key are the strings they are.
+            r#"{"event":"su\u0062scribed","channel":"t\u0072ades","chanId":"\u00319","symbol":"tBTCUSD"}"#,
+            r#"["19","te",[1,2,0.1,3]]"#,
         ] {
             assert!(sink.accept(Frame::Text(m.as_bytes())));
         }
@@ -314,6 +362,8 @@ mod tests {
                 Dest::Control,
                 Dest::Control,
                 Dest::Topic(1),
+                Dest::Control,
+                Dest::Topic(0),
                 Dest::Control,
                 Dest::Topic(0),
                 Dest::Control

@@ -146,8 +146,8 @@ pub(super) fn wait(
                     break Ok(());
                 }
                 let welcomed = pattern.as_ref().is_some_and(|p| {
-                    check_with(t.as_bytes(), &ptrs, &mut found).is_ok()
-                        && p.matches(t.as_bytes(), &found)
+                    check_with(t.as_bytes(), &ptrs, &mut found)
+                        .is_ok_and(|v| p.matches(t.as_bytes(), &found, v.escaped))
                 });
                 if lines.accept(Frame::Text(t.as_bytes())) {
                     span.message();

@@ -1,0 +1,109 @@
+//! The per-message JSON check: one pass over the bytes, no value tree, no allocation.
+//!
+//! A line must be one complete JSON value. The check also reports whether the message
+//! holds a raw CR or LF (it can only be insignificant white space, since raw control
+//! characters are invalid inside JSON strings), in which case [`compact_into`] writes it
+//! as one line, and, in the same pass, where the values of a few JSON pointers are
+//! ([`Pointers`]: for routing and for matching heartbeats), compared as the strings
+//! they are ([`text`], [`equals`]).
+//!
+//! Three layers, a file each: `pointer` (which values are wanted, and which pointers
+//! still match where the parser is), `scan` (the byte loops, the only `unsafe` and
+//! platform code) and `grammar` (the JSON grammar, which drives both); `text` reads
+//! found values as the strings they are.
+
+mod grammar;
+mod pointer;
+mod scan;
+#[cfg(test)]
+mod tests;
+mod text;
+
+use std::ops::Range;
+
+use grammar::Parser;
+use pointer::Track;
+pub use pointer::{MAX_POINTER_DEPTH, MAX_POINTERS, Pointers};
+pub use text::{equals, push_text, text, unquoted};
+
+/// Why a text message is not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// A zero-length text message.
+    Empty,
+    /// Text that is not one complete JSON value.
+    NotJson,
+}
+
+/// What the check learnt about a valid message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Valid {
+    /// The message holds a raw CR or LF and must be compacted before writing.
+    pub multiline: bool,
+    /// Bit p set when pointer p found a string written with backslash escapes: compare
+    /// it through [`text`] or [`equals`], which decode it (only then).
+    pub escaped: u32,
+}
+
+/// Checks that `msg` is exactly one JSON value (surrounding white space allowed).
+pub fn check(msg: &[u8]) -> Result<Valid, Reject> {
+    check_with(msg, &Pointers::default(), &mut [])
+}
+
+/// [`check`], also finding the values of `ptrs`: `found[p]` becomes the byte range of
+/// pointer p's value as written (a string with its quotes), or `None`. `found` must
+/// have `ptrs.len()` entries.
+pub fn check_with(
+    msg: &[u8],
+    ptrs: &Pointers,
+    found: &mut [Option<Range<usize>>],
+) -> Result<Valid, Reject> {
+    check_scan::<true>(msg, ptrs, found)
+}
+
+/// [`check_with`] with the string scan chosen: `SIMD = false` is the portable SWAR
+/// scan alone (what ARM runs), for the tests.
+#[inline(always)]
+fn check_scan<const SIMD: bool>(
+    msg: &[u8],
+    ptrs: &Pointers,
+    found: &mut [Option<Range<usize>>],
+) -> Result<Valid, Reject> {
+    // Before any verdict: no caller can read the last message's values as this one's.
+    found.fill(None);
+    if msg.is_empty() {
+        return Err(Reject::Empty);
+    }
+    let mut track = Track::new(ptrs);
+    let mut p = Parser::<SIMD>::new(msg);
+    match p.document(&mut track, found) {
+        Some(()) => Ok(Valid {
+            multiline: p.multiline(),
+            escaped: track.escaped_mask(),
+        }),
+        None => Err(Reject::NotJson),
+    }
+}
+
+/// Appends `msg` (already checked) to `out` without white space outside strings.
+pub fn compact_into(msg: &[u8], out: &mut Vec<u8>) {
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in msg {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            if b == b'"' {
+                in_string = true;
+            }
+            out.push(b);
+        }
+    }
+}

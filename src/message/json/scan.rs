@@ -1,0 +1,244 @@
+//! The scanning kernels: the loops that run over many bytes at once. The only
+//! `unsafe` code and the only `cfg(target_arch)` of the JSON check live here.
+
+/// Index of the first byte at or after `i` that may end a run of plain string bytes
+/// (a quote, a backslash or a control character), or of the last few bytes' start.
+///
+/// Strings are most of a market-data message and this is the hottest loop of the
+/// check, so it looks at 16 bytes at a time with SSE2 on x86_64 (always present there),
+/// then 8 at a time with plain integer arithmetic (SWAR) on every target. `SIMD =
+/// false` is the SWAR path alone, as on ARM (the tests run the check both ways).
+#[inline(always)]
+pub(super) fn skip_plain<const SIMD: bool>(s: &[u8], i: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD {
+        return match skip_plain_sse2(s, i) {
+            Ok(found) => found,
+            Err(tail) => skip_plain_unaligned(s, tail),
+        };
+    }
+    skip_plain_swar(s, i)
+}
+
+/// The last 15 bytes after the SSE2 scan: eight at a time with unaligned loads (cheap
+/// on x86_64); returns the first special byte's index or the last few bytes' start.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn skip_plain_unaligned(s: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = s.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap());
+        let m = SwarWord::special(w);
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i
+}
+
+/// Words the SWAR scan works on.
+trait SwarWord: Copy {
+    /// The high bit of each byte that is a quote, a backslash or a control byte. A
+    /// flag can be spurious only in a byte above a genuine one, so the lowest flag is
+    /// always exact.
+    fn special(self) -> Self;
+}
+
+macro_rules! swar_word {
+    ($t:ty) => {
+        impl SwarWord for $t {
+            #[inline(always)]
+            fn special(self) -> $t {
+                const LO: $t = <$t>::MAX / 0xff;
+                const HI: $t = LO << 7;
+                let zero_in = |v: $t| v.wrapping_sub(LO) & !v & HI;
+                let control = self.wrapping_sub(LO * 0x20) & !self & HI;
+                zero_in(self ^ (LO * b'"' as $t)) | zero_in(self ^ (LO * b'\\' as $t)) | control
+            }
+        }
+    };
+}
+swar_word!(u64);
+swar_word!(u32);
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn skip_plain_sse2(s: &[u8], mut i: usize) -> Result<usize, usize> {
+    use std::arch::x86_64::*;
+    while i + 16 <= s.len() {
+        // SAFETY: SSE2 is part of the x86_64 baseline, and the 16 bytes read start at
+        // `i` with `i + 16 <= s.len()` (an unaligned load is allowed).
+        let mask = unsafe {
+            let v = _mm_loadu_si128(s.as_ptr().add(i).cast());
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            // Unsigned v <= 0x1f exactly when max(v, 0x1f) == 0x1f.
+            let limit = _mm_set1_epi8(0x1f);
+            let control = _mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit);
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+        };
+        if mask != 0 {
+            return Ok(i + mask.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    Err(i)
+}
+
+/// How many of the 16 bytes at `i` are ASCII digits before the first that is not;
+/// `None` when fewer than 16 bytes are left.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn digits_sse2(s: &[u8], i: usize) -> Option<usize> {
+    use std::arch::x86_64::*;
+    if i + 16 > s.len() {
+        return None;
+    }
+    // SAFETY: SSE2 is part of the x86_64 baseline, and the 16 bytes read start at `i`
+    // with `i + 16 <= s.len()` (an unaligned load is allowed).
+    let digit = unsafe {
+        let v = _mm_loadu_si128(s.as_ptr().add(i).cast());
+        // A digit is v - '0' <= 9 unsigned, that is min(v - '0', 9) == v - '0'.
+        let d = _mm_sub_epi8(v, _mm_set1_epi8(b'0' as i8));
+        _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d)) as u32
+    };
+    Some((!digit | 1 << 16).trailing_zeros() as usize)
+}
+
+/// Index of the first byte at or after `i` that is not an ASCII digit (or the length).
+/// Timestamps and ids are 10-20 digits: 16 at a time with SSE2 on x86_64.
+#[inline(always)]
+pub(super) fn digits<const SIMD: bool>(s: &[u8], mut i: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD {
+        while let Some(n) = digits_sse2(s, i) {
+            i += n;
+            if n < 16 {
+                return i;
+            }
+        }
+    }
+    while matches!(s.get(i), Some(b'0'..=b'9')) {
+        i += 1;
+    }
+    i
+}
+
+/// Bytes that may sit inside a string as they are (not a quote, a backslash or a
+/// control character).
+static PLAIN: [bool; 256] = {
+    let mut t = [true; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = false;
+        b += 1;
+    }
+    t[b'"' as usize] = false;
+    t[b'\\' as usize] = false;
+    t
+};
+
+/// The portable scan (ARM's): the first 8 bytes one by one (most strings end there),
+/// then up to a word boundary, then a word (8 bytes; 4 on 32-bit targets) at a time
+/// with integer arithmetic (SWAR), then the last bytes one by one; returns the index
+/// of the first quote, backslash or control byte, or the length. Aligned words,
+/// because ARMv6 (the Pi Zero) has strict alignment: there an unaligned word is
+/// assembled from byte loads.
+#[inline(always)]
+pub(super) fn skip_plain_swar(s: &[u8], mut i: usize) -> usize {
+    // Most strings (keys, symbols, sides) end within a few bytes: bytes first.
+    let Some(first) = s.get(i..(i + 8).min(s.len())) else {
+        return i;
+    };
+    for &b in first {
+        if !PLAIN[b as usize] {
+            return i;
+        }
+        i += 1;
+    }
+    let rest = &s[i..];
+    // SAFETY: every bit pattern is a valid Word; align_to only splits the slice.
+    let (head, words, tail) = unsafe { rest.align_to::<Word>() };
+    for &b in head {
+        if !PLAIN[b as usize] {
+            return i;
+        }
+        i += 1;
+    }
+    for &w in words {
+        let m = SwarWord::special(Word::from_le(w));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += size_of::<Word>();
+    }
+    for &b in tail {
+        if !PLAIN[b as usize] {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// The SWAR word: a register's width (32-bit ARM does 64-bit arithmetic in pairs).
+#[cfg(target_pointer_width = "64")]
+type Word = u64;
+#[cfg(not(target_pointer_width = "64"))]
+type Word = u32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_scan_finds_every_special_byte_at_every_offset() {
+        for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+            for len in 0..40 {
+                for pos in 0..len {
+                    let mut v = vec![b'a'; len];
+                    // Bytes that must not stop the scan: high UTF-8 bytes and 0x20.
+                    for (k, b) in v.iter_mut().enumerate() {
+                        *b = [b'a', 0xc3, 0xa9, b' ', 0x7f, 0xff][k % 6];
+                    }
+                    v[pos] = special;
+                    let got = skip_plain::<true>(&v, 0);
+                    assert!(skip_plain_swar(&v, 0) <= pos);
+                    assert!(got <= pos, "special {special:#x} at {pos} of {len}: {got}");
+                    // Every byte before the answer is plain.
+                    assert!(
+                        v[..got]
+                            .iter()
+                            .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+                    );
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn digit_scan_stops_at_the_first_non_digit() {
+        // Neighbours of '0'..'9' and bytes whose low bits look like digits.
+        for stop in [b'/', b':', b'.', b'e', b'-', 0x00, 0xb0, 0xff, b' '] {
+            for len in 16..40 {
+                for k in 0..len {
+                    let mut v: Vec<u8> = (0..len).map(|j| b'0' + (j % 10) as u8).collect();
+                    v[k] = stop;
+                    let want = k.min(16);
+                    for at in 0..=len - 16 {
+                        let got = digits_sse2(&v, at).unwrap();
+                        let expect = if at <= k {
+                            (k - at).min(16)
+                        } else {
+                            16.min(len - at)
+                        };
+                        assert_eq!(got, expect.min(16), "stop {stop:#x} at {k}, from {at}");
+                    }
+                    assert_eq!(digits_sse2(&v, 0), Some(want));
+                }
+                assert_eq!(digits_sse2(&vec![b'1'; len], len - 15), None);
+            }
+        }
+    }
+}
