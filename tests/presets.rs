@@ -241,10 +241,10 @@ struct Run {
 
 fn start(case: &Case) -> Run {
     require_python_websockets();
-    let out = init(&[case.name]);
+    let out = init(&[case.name, "--systemd"]);
     assert!(
         out.status.success(),
-        "wsrec init {}: {}",
+        "wsrec init {} --systemd: {}",
         case.name,
         String::from_utf8_lossy(&out.stderr)
     );
@@ -253,7 +253,7 @@ fn start(case: &Case) -> Run {
     assert_eq!(
         text,
         fs::read_to_string(&file).unwrap(),
-        "wsrec init {} prints {} verbatim",
+        "wsrec init {} --systemd prints {} verbatim",
         case.name,
         file.display()
     );
