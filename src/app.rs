@@ -106,7 +106,8 @@ fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
         .map_err(|e| Fatal::Other(format!("cannot install the signal handler: {e}")))?;
     }
     let shutdown = &*shutdown;
-    let stats = &status::Stats::new(cfg.buffer_size, cfg.stale_timeout.as_secs_f64());
+    let stats = &status::Stats::new(cfg.buffer_size, cfg.stale_timeout.as_secs_f64())
+        .with_data_timeout(cfg.continuity.data_timeout.map(|d| d.as_secs_f64()));
     let cfg = &cfg;
     let timing = Timing::from_env();
     let (reader_side, writer_side) = batch::channel(cfg.buffer_size);

@@ -7,6 +7,7 @@
 //! touches `output_dir` (recording prepares it), so `--status` and `gaps` work for a
 //! user who cannot write there.
 
+mod continuity;
 mod fields;
 mod subscribe;
 mod url;
@@ -22,6 +23,7 @@ use crate::message::decode::Binary;
 use crate::message::heartbeat::RuleSpec;
 use crate::message::jsonline::Pointers;
 use crate::message::template::Template;
+pub(crate) use continuity::Continuity;
 use fields::{Fields, kind};
 pub(crate) use url::{WsUrl, parse_ws_url};
 
@@ -135,6 +137,8 @@ pub(crate) struct Config {
     pub(crate) coverage_journal: bool,
     /// Prometheus text file rewritten every status_interval.
     pub(crate) metrics_file: Option<PathBuf>,
+    /// Data timeout, planned reconnects, handover and de-duplication.
+    pub(crate) continuity: Continuity,
 }
 
 /// A config problem: which file, which field, what is wrong.
@@ -507,10 +511,17 @@ impl Config {
             None => Vec::new(),
             Some(v) => heartbeat_rules(v).map_err(|e| f.err("heartbeat_replies", e))?,
         };
-        if let Routing::ByKey { route_by, ids, .. } = &routing {
-            crate::message::Lookups::new(route_by, &heartbeats, ids.as_ref())
-                .map_err(|e| f.err("heartbeat_replies", e))?;
-        }
+        let continuity = continuity::declare(f, &topics)?;
+        let route_by: &[String] = match &routing {
+            Routing::ByKey { route_by, .. } => route_by,
+            Routing::Single => &[],
+        };
+        let ids = match &routing {
+            Routing::ByKey { ids, .. } => ids.as_ref(),
+            Routing::Single => None,
+        };
+        crate::message::Lookups::new(route_by, &heartbeats, ids, &continuity.reconnect_on)
+            .map_err(|e| f.err("heartbeat_replies", e))?;
         let stale_timeout = f.seconds(
             "stale_timeout",
             60.0,
@@ -612,6 +623,7 @@ impl Config {
             line_format,
             coverage_journal,
             metrics_file: non_empty(metrics_file),
+            continuity,
         })
     }
 }
@@ -671,6 +683,40 @@ fn equals(m: Map<String, Value>) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// A rule's `has` pointers and its `equals` pointer -> compact JSON text.
+pub(crate) type MatchParts = (Vec<String>, Vec<(String, String)>);
+
+/// The `has` and `equals` of rule `n` (heartbeat replies, reconnect notices), taken
+/// out of `rule`; at least one of them must be given.
+pub(crate) fn match_parts(rule: &mut Map<String, Value>, n: usize) -> Result<MatchParts, String> {
+    let has = match rule.remove("has") {
+        None => Vec::new(),
+        Some(Value::Array(a)) => {
+            strings(a).map_err(|k| format!("rule {n}: \"has\": expected pointers, found {k}"))?
+        }
+        Some(v) => {
+            return Err(format!(
+                "rule {n}: \"has\": expected an array, got {}",
+                kind(&v)
+            ));
+        }
+    };
+    let equals = match rule.remove("equals") {
+        None => Vec::new(),
+        Some(Value::Object(m)) => equals(m).map_err(|e| format!("rule {n}: \"equals\": {e}"))?,
+        Some(v) => {
+            return Err(format!(
+                "rule {n}: \"equals\": expected an object, got {}",
+                kind(&v)
+            ));
+        }
+    };
+    if has.is_empty() && equals.is_empty() {
+        return Err(format!("rule {n}: give \"has\" or \"equals\" (or both)"));
+    }
+    Ok((has, equals))
+}
+
 /// Parses `heartbeat_replies`.
 fn heartbeat_rules(v: Value) -> Result<Vec<RuleSpec>, String> {
     let Value::Array(items) = v else {
@@ -682,32 +728,7 @@ fn heartbeat_rules(v: Value) -> Result<Vec<RuleSpec>, String> {
         let Value::Object(mut rule) = item else {
             return Err(format!("rule {n}: expected an object, got {}", kind(&item)));
         };
-        let has = match rule.remove("has") {
-            None => Vec::new(),
-            Some(Value::Array(a)) => strings(a)
-                .map_err(|k| format!("rule {n}: \"has\": expected pointers, found {k}"))?,
-            Some(v) => {
-                return Err(format!(
-                    "rule {n}: \"has\": expected an array, got {}",
-                    kind(&v)
-                ));
-            }
-        };
-        let equals = match rule.remove("equals") {
-            None => Vec::new(),
-            Some(Value::Object(m)) => {
-                equals(m).map_err(|e| format!("rule {n}: \"equals\": {e}"))?
-            }
-            Some(v) => {
-                return Err(format!(
-                    "rule {n}: \"equals\": expected an object, got {}",
-                    kind(&v)
-                ));
-            }
-        };
-        if has.is_empty() && equals.is_empty() {
-            return Err(format!("rule {n}: give \"has\" or \"equals\" (or both)"));
-        }
+        let (has, equals) = match_parts(&mut rule, n)?;
         let reply = match rule.remove("reply") {
             Some(Value::String(s)) if !s.is_empty() => {
                 Template::parse(&s, true).map_err(|e| format!("rule {n}: \"reply\": {e}"))?
@@ -805,7 +826,11 @@ mod tests {
     /// here: the declaration is the one definition, the README row its copy.
     #[test]
     fn readme_documents_every_field() {
-        let readme = include_str!("../../README.md");
+        // The manual moves to docs/configuration.md; a row in either counts.
+        let readme = concat!(
+            include_str!("../../README.md"),
+            include_str!("../../docs/configuration.md")
+        );
         let path = Path::new("c.json");
         let mut f = Fields::new(path, Map::new());
         Config::declare(path, &mut f).unwrap();

@@ -1,5 +1,6 @@
 //! Heartbeat replies: rules that recognise a venue's heartbeat or ping message by the
-//! values at a few JSON pointers, and the reply each one sends back.
+//! values at a few JSON pointers ([`Match`], also used by `reconnect_on`), and the
+//! reply each one sends back.
 
 use std::ops::Range;
 
@@ -17,11 +18,45 @@ pub(crate) struct RuleSpec {
     pub(crate) reply: Template,
 }
 
+/// A `has`/`equals` test with its pointers resolved to indices in the check's
+/// [`Pointers`]: every `has` pointer leads to a value, every `equals` value is equal.
+#[derive(Debug)]
+pub(crate) struct Match {
+    has: Vec<usize>,
+    equals: Vec<(usize, Vec<u8>)>,
+}
+
+impl Match {
+    /// Resolves `has` and `equals`, adding their pointers to `ptrs`.
+    pub(crate) fn new(
+        has: &[String],
+        equals: &[(String, String)],
+        ptrs: &mut Pointers,
+    ) -> Result<Match, String> {
+        Ok(Match {
+            has: has.iter().map(|p| ptrs.add(p)).collect::<Result<_, _>>()?,
+            equals: equals
+                .iter()
+                .map(|(p, v)| Ok((ptrs.add(p)?, v.clone().into_bytes())))
+                .collect::<Result<_, String>>()?,
+        })
+    }
+
+    /// Whether `msg`, whose pointer values the check put in `found`, matches.
+    #[inline]
+    pub(crate) fn matches(&self, msg: &[u8], found: &[Option<Range<usize>>]) -> bool {
+        self.has.iter().all(|&i| found[i].is_some())
+            && self
+                .equals
+                .iter()
+                .all(|(i, v)| found[*i].clone().map(|r| &msg[r]) == Some(&v[..]))
+    }
+}
+
 /// A rule with its pointers resolved to indices in the check's [`Pointers`].
 #[derive(Debug)]
 struct Rule {
-    has: Vec<usize>,
-    equals: Vec<(usize, Vec<u8>)>,
+    test: Match,
     reply: Template,
     /// `(pointer, index)` for the reply's `{/pointer}` placeholders.
     values: Vec<(String, usize)>,
@@ -38,24 +73,14 @@ impl Heartbeats {
     pub(crate) fn new(specs: &[RuleSpec], ptrs: &mut Pointers) -> Result<Heartbeats, String> {
         let mut rules = Vec::with_capacity(specs.len());
         for s in specs {
-            let has = s
-                .has
-                .iter()
-                .map(|p| ptrs.add(p))
-                .collect::<Result<_, _>>()?;
-            let equals = s
-                .equals
-                .iter()
-                .map(|(p, v)| Ok((ptrs.add(p)?, v.clone().into_bytes())))
-                .collect::<Result<_, String>>()?;
+            let test = Match::new(&s.has, &s.equals, ptrs)?;
             let values = s
                 .reply
                 .pointers()
                 .map(|p| Ok((p.to_string(), ptrs.add(p)?)))
                 .collect::<Result<_, String>>()?;
             rules.push(Rule {
-                has,
-                equals,
+                test,
                 reply: s.reply.clone(),
                 values,
             });
@@ -78,10 +103,7 @@ impl Heartbeats {
         counter: &mut u64,
     ) -> Option<String> {
         let value = |i: usize| found[i].clone().map(|r| &msg[r]);
-        let rule = self.rules.iter().find(|r| {
-            r.has.iter().all(|&i| found[i].is_some())
-                && r.equals.iter().all(|(i, v)| value(*i) == Some(&v[..]))
-        })?;
+        let rule = self.rules.iter().find(|r| r.test.matches(msg, found))?;
         Some(rule.reply.render(counter, |p| {
             rule.values
                 .iter()

@@ -2,8 +2,10 @@
 //! decoding binary frames, heartbeat replies, message templates, and file names.
 
 pub(crate) mod decode;
+pub(crate) mod dedupe;
 pub(crate) mod heartbeat;
 pub mod jsonline;
+pub(crate) mod reconnect_on;
 pub(crate) mod route;
 pub(crate) mod template;
 
@@ -11,6 +13,7 @@ use std::ops::Range;
 
 use heartbeat::{Heartbeats, RuleSpec};
 use jsonline::{Pointers, unquoted};
+use reconnect_on::{NoticeSpec, ReconnectOn};
 
 /// `route_ids` as configured: messages that match `when` say that the value at `id`
 /// stands, on this connection, for the route key made of the values at `key` (Bitfinex:
@@ -44,16 +47,19 @@ pub(crate) struct Lookups {
     pub(crate) route: usize,
     /// The heartbeat rules, resolved against `ptrs`.
     pub(crate) heartbeats: Heartbeats,
+    /// The notices that start a planned reconnect, resolved against `ptrs`.
+    pub(crate) reconnect_on: ReconnectOn,
     learn: Option<Learn>,
 }
 
 impl Lookups {
-    /// Resolves `route_by`, the heartbeat rules and `route_ids` into one set of
-    /// pointers.
+    /// Resolves `route_by`, the heartbeat rules, `route_ids` and the reconnect notices
+    /// into one set of pointers.
     pub(crate) fn new(
         route_by: &[String],
         rules: &[RuleSpec],
         ids: Option<&RouteIdsSpec>,
+        notices: &[NoticeSpec],
     ) -> Result<Lookups, String> {
         let mut ptrs = Pointers::default();
         for p in route_by {
@@ -64,6 +70,7 @@ impl Lookups {
             return Err("route_by names the same pointer twice".into());
         }
         let heartbeats = Heartbeats::new(rules, &mut ptrs)?;
+        let reconnect_on = ReconnectOn::new(notices, &mut ptrs)?;
         let learn = match ids {
             None => None,
             Some(spec) => Some(Learn {
@@ -84,6 +91,7 @@ impl Lookups {
             ptrs,
             route,
             heartbeats,
+            reconnect_on,
             learn,
         })
     }

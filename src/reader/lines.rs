@@ -61,6 +61,10 @@ pub(crate) struct LineSink<'a> {
     ids: HashMap<Vec<u8>, u32>,
     /// A heartbeat reply waiting to be sent by the session.
     reply: Option<String>,
+    /// The last message matched `reconnect_on`.
+    notice: bool,
+    /// Lines shipped for topic files (not the control file), for `data_timeout`.
+    topic_lines: u64,
     /// `{counter}` in templates: one more for every message that uses it.
     counter: u64,
     /// Turns binary frames into text.
@@ -93,7 +97,7 @@ impl<'a> LineSink<'a> {
                 ids,
             } => (route_by, separator, ids.as_ref()),
         };
-        let lookups = Lookups::new(route_by, &cfg.heartbeats, ids)
+        let lookups = Lookups::new(route_by, &cfg.heartbeats, ids, &cfg.continuity.reconnect_on)
             .expect("the pointers were checked when the config was loaded");
         LineSink {
             cfg,
@@ -110,6 +114,8 @@ impl<'a> LineSink<'a> {
             key: Vec::new(),
             ids: HashMap::new(),
             reply: None,
+            notice: false,
+            topic_lines: 0,
             counter: 0,
             decoder: Decoder::new(cfg.binary, cfg.max_message_bytes),
             warn_reject: RateLimited::new(Duration::from_secs(10)),
@@ -142,6 +148,18 @@ impl<'a> LineSink<'a> {
     #[inline]
     pub(crate) fn take_reply(&mut self) -> Option<String> {
         self.reply.take()
+    }
+
+    /// Whether the last message announced a close (`reconnect_on`); clears it.
+    #[inline]
+    pub(crate) fn take_notice(&mut self) -> bool {
+        std::mem::take(&mut self.notice)
+    }
+
+    /// Lines shipped so far that went to a topic's file.
+    #[inline]
+    pub(crate) fn topic_lines(&self) -> u64 {
+        self.topic_lines
     }
 
     /// Decodes a binary frame and accepts the text it holds; false if refused.
@@ -192,6 +210,9 @@ impl<'a> LineSink<'a> {
                 .lookups
                 .heartbeats
                 .reply(msg, &self.found, &mut self.counter);
+        }
+        if !self.lookups.reconnect_on.is_empty() {
+            self.notice = self.lookups.reconnect_on.matches(msg, &self.found);
         }
         if self.lookups.learns() {
             self.learn(msg);
@@ -284,6 +305,12 @@ impl<'a> LineSink<'a> {
         let (data, segments) = self.side.pool.try_recv().unwrap_or_default();
         let batch = std::mem::replace(&mut self.batch, Batch::new(0, data, segments));
         let lines = batch.lines as u64;
+        self.topic_lines += batch
+            .segments
+            .iter()
+            .filter(|s| matches!(s.dest, Dest::Topic(_)))
+            .map(|s| s.lines as u64)
+            .sum::<u64>();
         self.stats.add(Count::Messages, lines);
         self.stats
             .queue_depth

@@ -13,7 +13,7 @@ fn render(s: &Snapshot) -> String {
     let head = |out: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
-    let gauges: [(&str, &str, f64); 6] = [
+    let gauges: [(&str, &str, f64); 7] = [
         ("wsrec_up", "1 while the recorder runs.", 1.0),
         (
             "wsrec_uptime_seconds",
@@ -39,6 +39,11 @@ fn render(s: &Snapshot) -> String {
             "wsrec_last_message_age_seconds",
             "Seconds since the last message.",
             s.last_message_age_s.unwrap_or(s.uptime_s),
+        ),
+        (
+            "wsrec_last_data_age_seconds",
+            "Seconds since a line last reached a topic file (tracked with data_timeout; else the uptime).",
+            s.last_data_age_s.unwrap_or(s.uptime_s),
         ),
     ];
     for (name, help, v) in gauges {
