@@ -36,36 +36,59 @@ fn rate() -> u64 {
 
 /// A venue that closes every connection after `life`, sending a 64008 notice
 /// `notice_before` the close (if set), and streams the shared sequence meanwhile.
+#[derive(Clone)]
 struct Venue {
     epoch: Instant,
     rate: u64,
     life: Duration,
     notice_before: Option<Duration>,
+    /// Connection N runs N times this far ahead of the shared sequence.
+    ahead: Duration,
+    /// This connection is dropped before its handshake.
+    refuse: Option<usize>,
+    /// This connection's handshake waits this long.
+    slow: Option<(usize, Duration)>,
 }
 
 impl Venue {
-    fn start(life: Duration, notice_before: Option<Duration>) -> Server {
-        let v = Arc::new(Venue {
+    fn new(life: Duration, notice_before: Option<Duration>) -> Venue {
+        Venue {
             epoch: Instant::now(),
             rate: rate(),
             life,
             notice_before,
-        });
-        Server::start(move |_, stream| {
+            ahead: Duration::ZERO,
+            refuse: None,
+            slow: None,
+        }
+    }
+
+    fn start(self) -> Server {
+        let v = Arc::new(self);
+        Server::start(move |i, stream| {
             let v = v.clone();
-            thread::spawn(move || v.serve(stream));
+            thread::spawn(move || v.serve(i, stream));
         })
     }
 
-    /// The number of the message due now.
-    fn due(&self) -> u64 {
-        (self.epoch.elapsed().as_secs_f64() * self.rate as f64) as u64
+    /// The number of the message due now on connection `i`.
+    fn due(&self, i: usize) -> u64 {
+        let t = self.epoch.elapsed() + self.ahead * i as u32;
+        (t.as_secs_f64() * self.rate as f64) as u64
     }
 
-    fn serve(&self, stream: TcpStream) {
+    fn serve(&self, i: usize, stream: TcpStream) {
+        if self.refuse == Some(i) {
+            return;
+        }
+        if let Some((n, d)) = self.slow {
+            if n == i {
+                thread::sleep(d);
+            }
+        }
         let (mut ws, _) = accept_subscribed(stream);
         let born = Instant::now();
-        let mut next = self.due();
+        let mut next = self.due(i);
         let mut noticed = false;
         loop {
             let age = born.elapsed();
@@ -86,7 +109,7 @@ impl Venue {
                     }
                 }
             }
-            let due = self.due();
+            let due = self.due(i);
             while next < due {
                 if ws.write(Message::text(msg(next))).is_err() {
                     return;
@@ -140,10 +163,11 @@ fn gaps(s: &Setup, from: u64, to: u64) -> String {
 /// Five handovers against a venue that closes each connection after 10 s; `extra`
 /// says how they are planned. Nothing lost, nothing twice, no gap.
 fn five_handovers(tag: &str, notice: bool, extra: Value) {
-    let server = Venue::start(
+    let server = Venue::new(
         Duration::from_secs(10),
         notice.then(|| Duration::from_secs(3)),
-    );
+    )
+    .start();
     let mut cfg = json!({
         "coverage_journal": true,
         "handover_overlap": 2,
@@ -378,4 +402,209 @@ fn a_stalled_subscription_is_resubscribed() {
         until < close["closed_ms"].as_u64().unwrap() - 500,
         "{close}"
     );
+}
+
+/// Reads the status JSON's counter at `path` (`object.key`).
+fn counter(st: &Value, path: &str) -> u64 {
+    match path.split_once('.') {
+        Some((o, k)) => st[o][k].as_u64().unwrap_or(0),
+        None => st[path].as_u64().unwrap_or(0),
+    }
+}
+
+/// The new connection is refused: the old one records until the venue closes it, then
+/// the recorder reconnects as after any close.
+#[test]
+fn a_failed_new_connection_leaves_the_old_one_recording() {
+    let mut v = Venue::new(Duration::from_secs(4), Some(Duration::from_secs(2)));
+    v.refuse = Some(1);
+    let server = v.start();
+    let s = Setup::new(
+        "refused",
+        &server.url(),
+        json!({
+            "coverage_journal": true,
+            "buffer_size": 100_000,
+            "reconnect_on": [{"equals": {"/event": "notice"}}],
+        }),
+    );
+    let _rec = s.start();
+    wait_until(
+        Duration::from_secs(60),
+        "a third connection delivers",
+        || {
+            events(&journal(&s), "open").len() >= 2
+                && s.seqs().len() > 100_000.min(rate() as usize * 5)
+        },
+    );
+    let st = s.wait_status();
+    assert!(counter(&st, "handover.failed") >= 1, "{st}");
+    let j = journal(&s);
+    let first = events(&j, "close")[0];
+    assert!(
+        first["why"]
+            .as_str()
+            .unwrap()
+            .contains("connection lifetime"),
+        "the old connection records until the venue closes it: {first}"
+    );
+    // Its messages are all there: from the first to its last, nothing lost.
+    let seqs = s.seqs();
+    let old: Vec<u64> = seqs
+        .iter()
+        .copied()
+        .take_while(|&n| n <= seqs[0] + rate() * 3)
+        .collect();
+    let (lost, dups, _) = lost_and_dups(&old);
+    assert_eq!((lost, dups), (0, 0));
+    assert!(
+        first["messages"].as_u64().unwrap() >= rate() * 3,
+        "recorded for its whole life: {first}"
+    );
+}
+
+/// The venue closes the old connection right after its notice and opens the new one
+/// only 0.8 s later: no overlap. The journal and `wsrec gaps` state the gap, and it
+/// matches the hole in the sequence.
+#[test]
+fn a_handover_without_overlap_states_the_true_gap() {
+    // The notice 20 ms before the close (the server writes every 5 ms).
+    let mut v = Venue::new(Duration::from_secs(3), Some(Duration::from_millis(20)));
+    v.slow = Some((1, Duration::from_millis(800)));
+    let server = v.start();
+    let s = Setup::new(
+        "nooverlap",
+        &server.url(),
+        json!({
+            "coverage_journal": true,
+            "buffer_size": 100_000,
+            "reconnect_on": [{"equals": {"/event": "notice"}}],
+        }),
+    );
+    let mut rec = s.start();
+    wait_until(
+        Duration::from_secs(60),
+        "the handover and data after it",
+        || {
+            let j = journal(&s);
+            !events(&j, "handover").is_empty() && events(&j, "open").len() >= 2 && {
+                let seqs = s.seqs();
+                seqs.len() >= 2 && seqs[seqs.len() - 1] > seqs[0] + rate() * 4
+            }
+        },
+    );
+    rec.term();
+    assert!(rec.wait_exit(Duration::from_secs(10)).is_some());
+    let j = journal(&s);
+    let h = events(&j, "handover")[0];
+    assert_eq!(h["joined"], false, "{h}");
+    let seqs = s.seqs();
+    let (_, dups, _) = lost_and_dups(&seqs);
+    assert_eq!(dups, 0);
+    // The hole in the sequence, in seconds at the venue's rate.
+    let hole = seqs
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .max()
+        .unwrap() as f64
+        / rate() as f64;
+    let opens = events(&j, "open");
+    let from = opens[0]["subscribed_ms"].as_u64().unwrap();
+    let to = events(&j, "close").last().unwrap()["closed_ms"]
+        .as_u64()
+        .unwrap();
+    let g = gaps(&s, from, to);
+    let line = g
+        .lines()
+        .find(|l| l.starts_with("gap "))
+        .unwrap_or_else(|| panic!("{g}"));
+    let secs: f64 = line
+        .rsplit_once('(')
+        .and_then(|(_, r)| r.strip_suffix("s)"))
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    eprintln!(
+        "no overlap: sequence hole {hole:.3}s, wsrec gaps {secs:.3}s, journal gap_ms {}",
+        h["gap_ms"]
+    );
+    assert!(hole > 0.5, "the venue's hole is {hole:.3}s");
+    // The first gap is the slow connection's (later handovers may show their own
+    // few milliseconds: the venue closes 20 ms after each notice).
+    assert!(
+        (secs - hole).abs() < 0.25,
+        "gaps says {secs:.3}s, the hole is {hole:.3}s: {g}"
+    );
+    let journal_gap = h["gap_ms"].as_f64().unwrap() / 1000.0;
+    assert!(
+        (journal_gap - hole).abs() < 0.25,
+        "the journal says {journal_gap:.3}s, the hole is {hole:.3}s"
+    );
+}
+
+/// Each new connection runs 1 s ahead of the one before: the overlap lasts until the
+/// old connection catches up with the first message the new one holds, with both
+/// reader threads busy. Reports CPU per message and RSS during the overlaps against
+/// the single connection before them.
+#[test]
+fn a_long_overlap_costs_and_loses_nothing() {
+    let mut v = Venue::new(Duration::from_secs(8), Some(Duration::from_secs(4)));
+    v.ahead = Duration::from_secs(1);
+    let server = v.start();
+    let s = Setup::new(
+        "overlap",
+        &server.url(),
+        json!({
+            "coverage_journal": true,
+            "buffer_size": 100_000,
+            "handover_overlap": 5,
+            "reconnect_on": [{"equals": {"/event": "notice"}}],
+        }),
+    );
+    let mut rec = s.start();
+    let sample = |rec: &Recorder| (rec.cpu_time(), Instant::now());
+    // One connection: from its first second to the notice.
+    wait_until(Duration::from_secs(20), "data", || !s.seqs().is_empty());
+    let a = sample(&rec);
+    thread::sleep(Duration::from_secs(2));
+    let b = sample(&rec);
+    let single = (b.0 - a.0).as_secs_f64() * 1e6 / (b.1 - a.1).as_secs_f64() / rate() as f64;
+    let rss_single = rec.peak_rss_kib();
+    // The overlaps: from each planned reconnect in the log to its handover line.
+    let mut overlap_cpu = Duration::ZERO;
+    let mut overlap_wall = Duration::ZERO;
+    for n in 1..=2 {
+        wait_until(Duration::from_secs(60), "a planned reconnect", || {
+            s.log_text().matches("planned reconnect").count() >= n
+        });
+        let a = sample(&rec);
+        wait_until(Duration::from_secs(60), "its handover", || {
+            events(&journal(&s), "handover").len() >= n
+        });
+        let b = sample(&rec);
+        overlap_cpu += b.0 - a.0;
+        overlap_wall += b.1 - a.1;
+    }
+    let rss = rec.peak_rss_kib();
+    rec.term();
+    assert!(rec.wait_exit(Duration::from_secs(10)).is_some());
+    let j = journal(&s);
+    let hs = events(&j, "handover");
+    let (lost, dups, unique) = lost_and_dups(&s.seqs());
+    // Both connections deliver `rate` a second during the overlap.
+    let during = overlap_cpu.as_secs_f64() * 1e6 / overlap_wall.as_secs_f64() / (2 * rate()) as f64;
+    eprintln!(
+        "overlap: {unique} messages, {lost} lost, {dups} duplicated; overlaps {:?} ms; CPU per message received: one connection {single:.2} us, during the overlaps {during:.2} us ({} msg/s on each connection); peak RSS {rss_single} KiB before, {rss} KiB after",
+        hs.iter()
+            .map(|h| h["overlap_ms"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        rate()
+    );
+    assert_eq!((lost, dups), (0, 0));
+    for h in &hs {
+        assert_eq!(h["joined"], true, "{h}");
+        assert!(
+            h["overlap_ms"].as_u64().unwrap() >= 500,
+            "a real overlap: {h}"
+        );
+    }
 }

@@ -222,6 +222,8 @@ pub(crate) struct Handed {
     pub(crate) old_open: bool,
     /// Why the old connection's session ended.
     pub(crate) old_why: String,
+    /// When it stopped delivering (Unix ms).
+    pub(crate) old_closed_ms: u64,
     pending: Vec<(Vec<u8>, u64)>,
     seen: KeyRing,
     keys: Keys,
@@ -369,7 +371,7 @@ pub(crate) fn overlap(
         let gap_ms = if joined {
             0
         } else {
-            let first = span.first_msg_ms.unwrap_or(handover_ms);
+            let first = span.first_msg_ms.unwrap_or(new.subscribed_ms);
             // Without a common message, the new connection covers from its first
             // message: what came before it is not known to be recorded.
             span.subscribed_ms = Some(first.max(span.connected_ms));
@@ -395,6 +397,7 @@ pub(crate) fn overlap(
             span,
             old_open: old_end.is_none(),
             old_why,
+            old_closed_ms: handover_ms,
             pending: std::mem::take(&mut o.pending),
             seen: std::mem::take(&mut o.seen),
             keys: Keys::new(cfg),

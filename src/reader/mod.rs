@@ -210,6 +210,8 @@ impl<'a> Reader<'a> {
             self.stats.add(Count::Connects, 1);
             self.stats.add(Count::Reconnects, 1);
             span.close(&handed.old_why);
+            // Not when the new connection was ready: the old one ended before.
+            span.closed_ms = Some(handed.old_closed_ms);
             if let Some(c) = self.coverage.as_mut() {
                 c.record(span);
             }
