@@ -224,16 +224,20 @@ impl Keys {
             Some(p) => p,
             None => &self.all,
         };
-        // Every pointer must lead to a value, else the message bytes are the key.
-        if ptrs.is_empty() || ptrs.iter().any(|&i| self.found[i].is_none()) {
+        // The values the message has, each with its place; none: the bytes.
+        if ptrs.iter().all(|&i| self.found[i].is_none()) {
             h.write(msg);
             return h.finish();
         }
         h.write_u64(topic.map_or(u64::MAX, |t| t as u64));
         for &i in ptrs {
-            let r = self.found[i].clone().unwrap_or_default();
-            h.write(&msg[r]);
-            h.write_u8(0xff);
+            match self.found[i].clone() {
+                Some(r) => {
+                    h.write_u8(1);
+                    h.write(&msg[r]);
+                }
+                None => h.write_u8(0),
+            }
         }
         h.finish()
     }
@@ -317,10 +321,30 @@ mod tests {
             k.key(br#"{"topic":"book","u":7}"#),
             k.key(br#"{"topic":"trade","data":{"t":7}}"#)
         );
-        // No value at the pointer, or no topic: the bytes.
+        // No value at any pointer: the bytes.
         assert_ne!(
             k.key(br#"{"topic":"book","x":1}"#),
             k.key(br#"{"topic":"book","x":2}"#)
+        );
+        // Some of them: those (Bitfinex: a trade has /1 and /2/0, a ticker /1/0...).
+        let mut k = Keys::new(&Config::for_test(
+            json!({"dedupe_by": ["/1", "/2/0", "/1/0", "/1/2", "/1/6"]}),
+        ));
+        assert_eq!(
+            k.key(br#"[17,"te",[401597393,1574694475039,0.005,7244.9]]"#),
+            k.key(br#"[5,"te",[401597393,1574694475039,0.005,7244.9]]"#)
+        );
+        assert_ne!(
+            k.key(br#"[17,"te",[401597393,1574694475039,0.005,7244.9]]"#),
+            k.key(br#"[17,"tu",[401597393,1574694475039,0.005,7244.9]]"#)
+        );
+        assert_eq!(
+            k.key(br#"[17,[7616.5,31,7616.6,44,-49.6,-0.0065,7616.5,5227,7685.6,7530]]"#),
+            k.key(br#"[8,[7616.5,31,7616.6,44,-49.6,-0.0065,7616.5,5227,7685.6,7530]]"#)
+        );
+        assert_ne!(
+            k.key(br#"[17,[7616.5,31,7616.6,44,-49.6,-0.0065,7616.5,5227,7685.6,7530]]"#),
+            k.key(br#"[17,[7616.4,31,7616.6,44,-49.6,-0.0065,7616.5,5227,7685.6,7530]]"#)
         );
         let mut bytes = Keys::new(&Config::for_test(json!({})));
         assert_eq!(bytes.key(b"{\"a\":1}"), bytes.key(b"{\"a\":1}"));
