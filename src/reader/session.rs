@@ -40,6 +40,13 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 /// How long a shutdown waits for the server's reply to our close frame.
 const CLOSE_WAIT: Duration = Duration::from_millis(300);
 
+/// The planned reconnect a notice starts (out of the per-message path).
+#[cold]
+fn planned(text: &str) -> End {
+    let preview: String = text.chars().take(80).collect();
+    End::Planned(format!("notice {preview}"))
+}
+
 /// How a connection ended.
 pub(crate) enum End {
     /// Told to stop (or the writer is gone).
@@ -311,10 +318,10 @@ impl<'s, 'a> Session<'s, 'a> {
 
     /// A message matched `reconnect_on`: a planned reconnect, unless this connection
     /// is already being replaced.
+    #[inline]
     fn noticed(&mut self, text: &str) -> Result<(), End> {
         if self.lines.take_notice() && self.plans {
-            let preview: String = text.chars().take(80).collect();
-            return Err(End::Planned(format!("notice {preview}")));
+            return Err(planned(text));
         }
         Ok(())
     }
