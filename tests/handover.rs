@@ -184,6 +184,9 @@ fn five_handovers(tag: &str, notice: bool, extra: Value) {
         Duration::from_secs(150),
         "5 handovers in the journal",
         || {
+            // A recorder that could not start says why on stderr.
+            let err = rec.stderr_text();
+            assert!(err.is_empty(), "{err}");
             let j = journal(&s);
             let n = events(&j, "handover").len();
             if n >= 1 && cpu0.lock().unwrap().is_none() {
@@ -255,13 +258,16 @@ fn a_notice_hands_over_without_loss_or_duplicates() {
     );
 }
 
-/// The same venue without notices: `max_connection_age` renews before its 10 s.
+/// The same venue without notices: `max_connection_age` renews 5-8 s after each
+/// connect, before the venue's 10 s (an age at the venue's limit races its close: the
+/// journal then states a gap, as `a_handover_without_overlap_states_the_true_gap`
+/// checks).
 #[test]
 fn max_connection_age_hands_over_without_loss_or_duplicates() {
     five_handovers(
         "age",
         false,
-        json!({"max_connection_age": 10, "connection_age_jitter": 3}),
+        json!({"max_connection_age": 8, "connection_age_jitter": 3}),
     );
 }
 

@@ -40,9 +40,9 @@ pub(crate) fn parse(v: Value, jitter: f64) -> Result<Option<ConnectionAge>, Stri
             if s == 0.0 {
                 return Ok(None);
             }
-            if !(10.0..=30.0 * DAY as f64).contains(&s) {
+            if !(5.0..=30.0 * DAY as f64).contains(&s) {
                 return Err(format!(
-                    "{s} seconds is out of range 10..={} (or 0 = never)",
+                    "{s} seconds is out of range 5..={} (or 0 = never)",
                     30 * DAY
                 ));
             }
@@ -121,7 +121,7 @@ mod tests {
         assert_eq!(a.delay(Duration::ZERO, 0.0), Duration::from_secs(82_800));
         assert_eq!(a.delay(Duration::ZERO, 0.5), Duration::from_secs(81_900));
         assert_eq!(parse(json!(0), 0.0).unwrap(), None);
-        assert!(parse(json!(5), 0.0).is_err());
+        assert!(parse(json!(4), 0.0).is_err());
         assert!(parse(json!(100), 100.0).is_err());
         let d = parse(json!("03:30"), 0.0).unwrap().unwrap();
         // 01:00 UTC on day 10 -> 03:30 the same day.

@@ -379,7 +379,8 @@ impl<'s, 'a> Session<'s, 'a> {
             )));
         }
         if let Some(st) = self.stall.as_mut() {
-            if self.gate.is_none() {
+            // Not while this connection is being replaced: its data may stop then.
+            if !self.gate.as_ref().is_some_and(Gate::is_old) {
                 if let Err(why) = st.check(now, self.lines.topic_lines(), paused, self.stats) {
                     self.stats.add(Count::DataTimeouts, 1);
                     self.span.data_until(st.last_ms());
