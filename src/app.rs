@@ -11,17 +11,15 @@ use crate::cli::{Args, Command};
 use crate::clock::Timing;
 use crate::config::Config;
 use crate::error::Fatal;
+use crate::exit_codes::Exit;
 use crate::journal::gaps;
 use crate::logging;
 use crate::presets;
 use crate::reader::Reader;
 use crate::shutdown::Shutdown;
-use crate::status::{self, Count, Stats, StatusServer};
+use crate::status::{self, Count, Report, Stats, StatusServer};
 use crate::writer::{self, Writer};
 
-/// Exit code of a recording that ended with lines the disk did not take before the
-/// shutdown's deadline (the log says how many).
-const EXIT_LOST_AT_SHUTDOWN: u8 = 4;
 /// How long past the shutdown's deadline the reader and writer may take to finish (the
 /// close handshake, the files' fsync) before the process exits without them: a write
 /// or fsync stuck in the kernel (a dead NFS server, a failing SD card) must not hold
@@ -32,26 +30,36 @@ const FINISH_GRACE: Duration = Duration::from_millis(900);
 pub(crate) fn run(args: Args) -> Result<u8, Fatal> {
     if args.version {
         println!("wsrec {}", env!("CARGO_PKG_VERSION"));
-        return Ok(0);
+        return Ok(Exit::Success.into());
     }
     if args.json && !args.status {
-        return Err(Fatal::Usage("--json goes with --status".into()));
+        return Err(Fatal::Usage(
+            "--json goes with --status (see `wsrec --help`)".into(),
+        ));
     }
     if let Some(Command::Init(i)) = &args.command {
         return presets::run(i.name.as_deref());
     }
-    let cfg = Config::load(Path::new(&args.config))?;
+    let path = Path::new(&args.config);
+    if path.try_exists().ok() == Some(false) {
+        return Err(Fatal::Usage(format!(
+            "config {}: cannot read: no such file; name the config with --config PATH, or write one with `wsrec init NAME > {}` (`wsrec init` lists the venue presets)",
+            path.display(),
+            path.display()
+        )));
+    }
+    let cfg = Config::load(path)?;
     if let Some(Command::Gaps(g)) = &args.command {
-        return gaps::run(&cfg.output_dir, g);
+        return gaps::run(&cfg.output.output_dir, g);
     }
     if args.status {
-        let path = cfg
-            .status_socket
-            .as_ref()
-            .ok_or_else(|| cfg.error("status_socket", "is empty, so there is nothing to ask"))?;
+        let path =
+            cfg.operations.status_socket.as_ref().ok_or_else(|| {
+                cfg.error("status_socket", "is empty, so there is nothing to ask")
+            })?;
         return status::query(path, args.json);
     }
-    record(cfg, args.debug)
+    record(cfg, args.debug, &args.config)
 }
 
 /// Starts a named thread in `scope`.
@@ -67,7 +75,7 @@ fn spawn<'scope, 'env>(
 }
 
 /// Records until SIGINT/SIGTERM.
-fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
+fn record(cfg: Config, debug: bool, config_arg: &str) -> Result<u8, Fatal> {
     logging::init(&cfg, debug)?;
     let shutdown = Arc::new(
         Shutdown::new()
@@ -84,16 +92,31 @@ fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
         default_hook(info);
     }));
     writer::prepare_output_dir(&cfg)?;
-    let mut server = match &cfg.status_socket {
+    let mut server = match &cfg.operations.status_socket {
         Some(p) => Some(StatusServer::bind(p)?),
         None => None,
     };
     log::info!(
         "wsrec {} starting: {} -> {} (topics: {})",
         env!("CARGO_PKG_VERSION"),
-        cfg.ws_url.url,
-        cfg.output_dir.display(),
-        cfg.topics.join(", ")
+        cfg.connection.ws_url.url,
+        cfg.output.output_dir.display(),
+        cfg.messages.topics.join(", ")
+    );
+    // One line on stderr whatever it is (a terminal, the journal): where things go.
+    let log = match &cfg.operations.log_file {
+        Some(p) => format!("log in {}", p.display()),
+        None if cfg.operations.log_to_stdout || debug => "log on stdout".to_string(),
+        None => "no log (log_file is empty)".to_string(),
+    };
+    let status = match &cfg.operations.status_socket {
+        Some(_) => format!("; `wsrec --config {config_arg} --status` tells how it goes"),
+        None => String::new(),
+    };
+    eprintln!(
+        "wsrec: recording {} into {}; {log}{status}",
+        cfg.connection.ws_url.url,
+        cfg.output.output_dir.display()
     );
 
     {
@@ -106,20 +129,36 @@ fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
         .map_err(|e| Fatal::Other(format!("cannot install the signal handler: {e}")))?;
     }
     let shutdown = &*shutdown;
-    let stats = &status::Stats::new(cfg.buffer_size, cfg.stale_timeout.as_secs_f64())
-        .with_data_timeout(cfg.continuity.data_timeout.map(|d| d.as_secs_f64()));
+    let stats = &status::Stats::new(
+        cfg.output.buffer_size,
+        cfg.keep_alive.stale_timeout.as_secs_f64(),
+    )
+    .with_data_timeout(cfg.continuity.data_timeout.map(|d| d.as_secs_f64()));
     let cfg = &cfg;
     let timing = Timing::from_env();
-    let (reader_side, writer_side) = batch::channel(cfg.buffer_size);
+    let (reader_side, writer_side) = batch::channel(cfg.output.buffer_size);
 
     thread::scope(|scope| -> Result<(), Fatal> {
-        let status_thread = match server.as_mut() {
-            Some(server) => Some(spawn(scope, "status", move || {
-                server.serve(stats, shutdown)
-            })?),
-            None => None,
-        };
-        let writer = Writer::new(cfg, stats, shutdown, writer_side, timing);
+        let mut report = Report::new(
+            cfg.operations.status_interval,
+            cfg.operations.metrics_file.clone(),
+        );
+        let server = server.as_mut();
+        let status_thread = spawn(scope, "status", move || {
+            match server {
+                Some(server) => server.serve(stats, shutdown, &mut report),
+                None => report.run(stats, shutdown),
+            }
+            report.finish(stats);
+        })?;
+        let writer = Writer::new(
+            &cfg.output,
+            &cfg.messages.topics,
+            stats,
+            shutdown,
+            writer_side,
+            timing,
+        );
         let writer = spawn(scope, "writer", move || writer.run());
         let reader = Reader::new(cfg, stats, shutdown, reader_side, timing);
         let reader = writer.and_then(|w| Ok((w, spawn(scope, "reader", move || reader.run())?)));
@@ -153,9 +192,7 @@ fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
             }
         };
         shutdown.release_status();
-        if let Some(t) = status_thread {
-            let _ = t.join();
-        }
+        let _ = status_thread.join();
         started
     })?;
     drop(server);
@@ -168,13 +205,14 @@ fn record(cfg: Config, debug: bool) -> Result<u8, Fatal> {
 fn report_lost(stats: &Stats) -> u8 {
     let lines = stats.get(Count::LostAtShutdownLines);
     if lines == 0 {
-        return 0;
+        return Exit::Success.into();
     }
     log::error!(
-        "shutdown: {lines} lines ({} bytes) could not be written: the disk did not take them before the shutdown deadline; exit code {EXIT_LOST_AT_SHUTDOWN}",
-        stats.get(Count::LostAtShutdownBytes)
+        "shutdown: {lines} lines ({} bytes) could not be written: the disk did not take them before the shutdown deadline; exit code {}",
+        stats.get(Count::LostAtShutdownBytes),
+        u8::from(Exit::LostAtShutdown)
     );
-    EXIT_LOST_AT_SHUTDOWN
+    Exit::LostAtShutdown.into()
 }
 
 /// Ends the process when the reader or writer is stuck past the shutdown's deadline

@@ -1,4 +1,5 @@
-//! What crosses the channel from the reader to the writer: batches of finished lines.
+//! What crosses the channel from the reader to the writer: batches of finished lines,
+//! and the back-pressure policy (`on_full`) applied when the channel is full.
 //!
 //! The reader copies each accepted message straight into a batch buffer, already
 //! terminated by `\n`, so the writer hands a whole batch to one `write` call. Buffers
@@ -12,6 +13,26 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{
     Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError,
 };
+
+use crate::config::OnFull;
+use crate::ratelimit::RateLimited;
+use crate::shutdown::Shutdown;
+use crate::status::{Count, Stats};
+
+/// How long one wait for room lasts before the shutdown flag is looked at again.
+const SEND_POLL: Duration = Duration::from_millis(100);
+
+/// What shipping a batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shipped {
+    /// Handed over at once (or there was nothing to hand over; or, with `on_full:
+    /// drop`, dropped and counted).
+    Sent,
+    /// Handed over after waiting for room: reading was paused meanwhile.
+    Paused,
+    /// The writer is gone, or a shutdown could wait no longer: stop reading.
+    Gone,
+}
 
 /// Where a run of lines goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -195,9 +216,87 @@ impl BatchRx {
 /// The reader's ends of the two channels.
 pub(crate) struct ReaderSide {
     /// Full batches to the writer.
-    pub(crate) tx: BatchTx,
+    tx: BatchTx,
     /// Empty buffers back from the writer.
-    pub(crate) pool: Receiver<(Vec<u8>, Vec<Segment>)>,
+    pool: Receiver<(Vec<u8>, Vec<Segment>)>,
+    warn_full: RateLimited,
+}
+
+impl ReaderSide {
+    /// Hands `batch` to the writer under the `on_full` policy and leaves a fresh one (on
+    /// a recycled buffer) in its place; counts the lines as messages, and what a full
+    /// channel or a shutdown that can wait no longer costs.
+    pub(crate) fn ship(
+        &mut self,
+        batch: &mut Batch,
+        on_full: OnFull,
+        stats: &Stats,
+        shutdown: &Shutdown,
+    ) -> Shipped {
+        if batch.lines == 0 {
+            return Shipped::Sent;
+        }
+        let (data, segments) = self.pool.try_recv().unwrap_or_default();
+        let batch = std::mem::replace(batch, Batch::new(0, data, segments));
+        let lines = batch.lines as u64;
+        stats.add(Count::Messages, lines);
+        stats.queue_in(lines);
+        let bytes = batch.data.len() as u64;
+        // Given up at shutdown: counted, and reported once when the process ends.
+        let given_up = || {
+            stats.queue_out(lines);
+            stats.add(Count::LostAtShutdownLines, lines);
+            stats.add(Count::LostAtShutdownBytes, bytes);
+        };
+        match on_full {
+            OnFull::Block => {
+                let mut batch = batch;
+                let mut waited = false;
+                loop {
+                    // During a shutdown, wait for room only until its deadline.
+                    let sent = match shutdown.deadline() {
+                        Some(end) => self.tx.send_deadline(batch, end),
+                        None => self.tx.send_timeout(batch, SEND_POLL),
+                    };
+                    match sent {
+                        Ok(()) if waited => return Shipped::Paused,
+                        Ok(()) => return Shipped::Sent,
+                        Err(SendTimeoutError::Timeout(b)) => {
+                            batch = b;
+                            waited = true;
+                            self.warn_full.log(
+                                log::Level::Warn,
+                                "channel to the writer is full: pausing reads (on_full = block)",
+                            );
+                            if shutdown.past_deadline() {
+                                given_up();
+                                return Shipped::Gone;
+                            }
+                        }
+                        Err(SendTimeoutError::Disconnected(_)) => {
+                            given_up();
+                            return Shipped::Gone;
+                        }
+                    }
+                }
+            }
+            OnFull::Drop => match self.tx.try_send(batch) {
+                Ok(()) => Shipped::Sent,
+                Err(TrySendError::Full(_)) => {
+                    stats.queue_out(lines);
+                    stats.add(Count::Dropped, lines);
+                    self.warn_full.log(
+                        log::Level::Warn,
+                        &format!(
+                            "channel to the writer is full: dropped {lines} messages (on_full = drop)"
+                        ),
+                    );
+                    Shipped::Sent
+                }
+                Err(TrySendError::Disconnected(_)) => Shipped::Gone,
+            },
+        }
+    }
 }
 
 /// The writer's ends of the two channels.
@@ -229,6 +328,7 @@ pub(crate) fn channel(buffer_size: usize) -> (ReaderSide, WriterSide) {
                 bell: bell.clone(),
             },
             pool: pool_rx,
+            warn_full: RateLimited::new(Duration::from_secs(10)),
         },
         WriterSide {
             rx: BatchRx { rx, bell },

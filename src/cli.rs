@@ -1,4 +1,4 @@
-//! Command-line flags (argh), accepting the seed's single-dash spellings.
+//! Command-line flags (argh), accepting the Go streamer's single-dash spellings.
 
 use argh::FromArgs;
 
@@ -22,7 +22,7 @@ pub(crate) struct Args {
     #[argh(switch)]
     pub(crate) json: bool,
 
-    /// print the version and exit
+    /// print the version and exit (also -V)
     #[argh(switch)]
     pub(crate) version: bool,
 
@@ -65,10 +65,21 @@ pub(crate) struct GapsArgs {
     pub(crate) min_gap: f64,
 }
 
-/// Rewrites the seed's spellings (`-config x`, `-config=x`, `--config=x`) into argh's.
+/// Options that take a value: the word after one is that value, never a flag.
+const TAKES_VALUE: [&str; 4] = ["--config", "--from", "--to", "--min-gap"];
+
+/// Rewrites the Go streamer's spellings (`-config x`, `-config=x`, `--config=x`) into
+/// argh's, and the usual short flags `-h` and `-V` into `--help` and `--version`.
 pub(crate) fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     for a in args {
+        let is_value = out
+            .last()
+            .is_some_and(|p| TAKES_VALUE.contains(&p.as_str()));
+        if !is_value && (a == "-h" || a == "-V") {
+            out.push(if a == "-h" { "--help" } else { "--version" }.into());
+            continue;
+        }
         let long = if a.starts_with('-') && !a.starts_with("--") && a.len() > 2 {
             format!("-{a}")
         } else {
@@ -86,7 +97,7 @@ pub(crate) fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
 }
 
 /// Parses the process arguments; prints help or a usage error and exits as argh does
-/// (0 for help, 2 for a usage error).
+/// (0 for help, 2 for a usage error, which says `wsrec:` and where the help is).
 pub(crate) fn parse() -> Args {
     let mut argv = std::env::args();
     let cmd = argv.next().unwrap_or_else(|| "wsrec".into());
@@ -104,11 +115,26 @@ pub(crate) fn parse() -> Args {
                 std::process::exit(0)
             }
             Err(()) => {
-                eprint!("{}", early.output);
+                eprintln!("{}", usage_error(&early.output, &rest));
                 std::process::exit(2)
             }
         },
     }
+}
+
+/// argh's complaint as one `wsrec:` line, with the command whose `--help` explains it.
+fn usage_error(output: &str, args: &[&str]) -> String {
+    let problem = output.trim();
+    let mut chars = problem.chars();
+    let problem = match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => "bad arguments".to_string(),
+    };
+    let command = match args.iter().find(|a| ["gaps", "init"].contains(a)) {
+        Some(sub) => format!("wsrec {sub} --help"),
+        None => "wsrec --help".to_string(),
+    };
+    format!("wsrec: {problem}\nwsrec: see `{command}` for the flags")
 }
 
 #[cfg(test)]
@@ -116,7 +142,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seed_spellings() {
+    fn go_streamer_spellings() {
         let v = |s: &[&str]| normalize(s.iter().map(|x| x.to_string()));
         assert_eq!(
             v(&["-config", "c.json", "-debug"]),
@@ -127,6 +153,21 @@ mod tests {
             v(&["--config=a=b.json", "-status"]),
             ["--config", "a=b.json", "--status"]
         );
-        assert_eq!(v(&["-h"]), ["-h"]);
+        assert_eq!(v(&["-h"]), ["--help"]);
+        assert_eq!(v(&["-V"]), ["--version"]);
+        assert_eq!(v(&["gaps", "-h"]), ["gaps", "--help"]);
+        // A value that happens to look like a short flag stays a value.
+        assert_eq!(v(&["--config", "-h"]), ["--config", "-h"]);
+    }
+
+    #[test]
+    fn usage_errors_name_wsrec_and_the_help() {
+        assert_eq!(
+            usage_error("Unrecognized argument: --bogus\n", &["--bogus"]),
+            "wsrec: unrecognized argument: --bogus\nwsrec: see `wsrec --help` for the flags"
+        );
+        assert!(
+            usage_error("x", &["gaps", "--nope"]).ends_with("`wsrec gaps --help` for the flags")
+        );
     }
 }

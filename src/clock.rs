@@ -1,7 +1,11 @@
-//! Wall-clock time, the file period (the UTC hour), and the few intervals that tests
-//! shorten through the environment.
+//! Wall-clock time, the file period (the UTC hour), RFC 3339 for the times people
+//! read (through the `time` crate's formatter), and the few intervals that tests shorten
+//! through the environment.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// Splits time into file periods.
 #[derive(Debug, Clone, Copy)]
@@ -76,4 +80,46 @@ pub(crate) fn now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms() -> u64 {
+    now().as_millis() as u64
+}
+
+/// `2026-11-25T03:00:00.250Z` for a Unix time in ms (the number itself if the time
+/// crate cannot represent it).
+pub(crate) fn rfc3339_ms(ms: u64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// `2026-11-25T03:00:00Z` for a Unix time in seconds.
+pub(crate) fn rfc3339_secs(secs: u64) -> String {
+    OffsetDateTime::from_unix_timestamp(secs as i64)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// An RFC 3339 time as Unix ms.
+pub(crate) fn parse_rfc3339_ms(s: &str) -> Result<u64, time::error::Parse> {
+    OffsetDateTime::parse(s, &Rfc3339).map(|t| (t.unix_timestamp_nanos() / 1_000_000) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips() {
+        assert_eq!(rfc3339_secs(1_795_572_000), "2026-11-25T02:00:00Z");
+        assert_eq!(rfc3339_ms(1_795_572_000_250), "2026-11-25T02:00:00.25Z");
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-25T02:00:00.25Z").unwrap(),
+            1_795_572_000_250
+        );
+    }
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::config::ConfigError;
+use crate::exit_codes::Exit;
 
 /// An error that ends the process with one line on stderr.
 #[derive(Debug)]
@@ -21,8 +22,8 @@ impl Fatal {
     /// The process exit code.
     pub(crate) fn code(&self) -> u8 {
         match self {
-            Fatal::Usage(_) | Fatal::Config(_) => 2,
-            Fatal::Other(_) => 1,
+            Fatal::Usage(_) | Fatal::Config(_) => Exit::Usage.into(),
+            Fatal::Other(_) => Exit::Failure.into(),
             Fatal::Code(c, _) => *c,
         }
     }

@@ -1,7 +1,10 @@
 //! Log sinks: the log file (opened for append, so `logrotate`'s copytruncate is safe:
-//! every write lands at the current end of the file) and stdout.
+//! every write lands at the current end of the file), stdout, and stderr when it is a
+//! terminal: someone who started wsrec by hand sees it connect, subscribe and open
+//! its first file, instead of a silent prompt while the log goes to a file.
 
 use std::fs::OpenOptions;
+use std::io::IsTerminal;
 
 use simplelog::{CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, WriteLogger};
 
@@ -9,6 +12,7 @@ use crate::config::Config;
 use crate::error::Fatal;
 
 /// Installs the loggers the config asks for; `debug` forces stdout and debug level.
+/// When the log goes to neither stdout nor a terminal, the log is only in the file.
 pub(crate) fn init(cfg: &Config, debug: bool) -> Result<(), Fatal> {
     let level = if debug {
         LevelFilter::Debug
@@ -24,7 +28,7 @@ pub(crate) fn init(cfg: &Config, debug: bool) -> Result<(), Fatal> {
     builder.add_filter_allow_str("wsrec");
     let config = builder.build();
     let mut loggers: Vec<Box<dyn SharedLogger>> = Vec::new();
-    if let Some(path) = &cfg.log_file {
+    if let Some(path) = &cfg.operations.log_file {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -32,8 +36,10 @@ pub(crate) fn init(cfg: &Config, debug: bool) -> Result<(), Fatal> {
             .map_err(|e| cfg.error("log_file", format!("cannot open {}: {e}", path.display())))?;
         loggers.push(WriteLogger::new(level, config.clone(), file));
     }
-    if cfg.log_to_stdout || debug {
+    if cfg.operations.log_to_stdout || debug {
         loggers.push(WriteLogger::new(level, config, std::io::stdout()));
+    } else if std::io::stderr().is_terminal() {
+        loggers.push(WriteLogger::new(level, config, std::io::stderr()));
     }
     if !loggers.is_empty() {
         CombinedLogger::init(loggers).map_err(|e| Fatal::Other(format!("logger: {e}")))?;

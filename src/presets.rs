@@ -3,6 +3,7 @@
 //! config: print it, edit its topics, run it.
 
 use crate::error::Fatal;
+use crate::exit_codes::Exit;
 
 /// Every preset: name, and the config file's text.
 const PRESETS: &[(&str, &str)] = &[
@@ -41,12 +42,12 @@ pub(crate) fn run(name: Option<&str>) -> Result<u8, Fatal> {
             for (name, text) in PRESETS {
                 println!("{name:<16} {}", summary(text));
             }
-            Ok(0)
+            Ok(Exit::Success.into())
         }
         Some(name) => match PRESETS.iter().find(|(n, _)| *n == name) {
             Some((_, text)) => {
                 print!("{text}");
-                Ok(0)
+                Ok(Exit::Success.into())
             }
             None => {
                 let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
@@ -91,7 +92,7 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(text).unwrap();
             assert!(v["about"]["docs"].is_string(), "{name}: about.docs");
             let c = Config::for_test(v);
-            assert!(!c.topics.is_empty(), "{name}");
+            assert!(!c.messages.topics.is_empty(), "{name}");
             assert!(!summary(text).contains('?'), "{name}: {}", summary(text));
         }
     }

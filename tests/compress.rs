@@ -2,20 +2,16 @@
 //! crash recovery at every step, the lock, retention, and side by side with a
 //! running recorder.
 
-mod common;
-
-use std::fs;
+use crate::common::*;
+use serde_json::json;
 use std::io::Read;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::thread;
 use std::time::Duration;
-
-use common::*;
-use serde_json::json;
+use std::{fs, thread};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/compress-closed-hours")
@@ -99,10 +95,7 @@ fn compresses_closed_hours_and_never_the_current_one() {
 
 #[test]
 fn zstd_when_asked() {
-    if Command::new("zstd").arg("--version").output().is_err() {
-        println!("skipped: zstd is not installed");
-        return;
-    }
+    require_command("zstd", "--version");
     let d = TempDir::new("czst");
     let cur = now() / 3600 * 3600;
     let (old, text) = hour(d.path(), "t", cur - 7200, 1000);

@@ -11,8 +11,6 @@
 //! 20,000 msg/s; `WSREC_TEST_RATE` lowers it where the machine (qemu for ARMv6) cannot
 //! keep up with two connections at once.
 
-mod common;
-
 use std::net::TcpStream;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -20,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;

@@ -1,98 +1,18 @@
-//! Operating it: `--status` exit codes for monitoring, log rotation by copytruncate,
-//! and the systemd units, cron line and logrotate config that ship in deploy/.
+//! Operating it: log rotation by copytruncate, the systemd units, cron line and logrotate
+//! config that ship in deploy/.
 
-mod common;
-
-use std::fs;
+use crate::common::*;
+use serde_json::json;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
-
-use common::*;
-use serde_json::json;
-
-fn status_code(s: &Setup) -> (Option<i32>, String) {
-    let out = Command::new(bin())
-        .args(["--config", s.config.to_str().unwrap(), "--status"])
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-#[test]
-fn status_exit_codes_healthy_stale_disconnected_absent() {
-    // Connection 0: one message, then only protocol pongs (no messages) for a while,
-    // then the server goes away and refuses every later connection.
-    let release = Arc::new(Mutex::new(false));
-    let r = release.clone();
-    let server = Server::start(move |i, stream| {
-        if i > 0 {
-            return; // refused: closed before the handshake
-        }
-        let (mut ws, _) = accept_subscribed(stream);
-        send_range(&mut ws, 0..1);
-        ws.get_ref()
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        // Reading answers the client's protocol pings, so the stream is not stale.
-        while !*r.lock().unwrap() {
-            match ws.read() {
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    let _ = ws.flush();
-                }
-                Err(_) => break,
-            }
-        }
-    });
-    let s = Setup::new(
-        "probe",
-        &server.url(),
-        json!({"ping_message": "", "ping_interval": 0.2, "stale_timeout": 1.5,
-               "reconnect_initial_delay": 0.5, "reconnect_max_delay": 1}),
-    );
-    let _rec = s.start();
-    wait_until(Duration::from_secs(10), "first message", || {
-        s.seqs() == vec![0]
-    });
-    let (code, out) = status_code(&s);
-    assert_eq!(code, Some(0), "healthy: {out}");
-
-    // Connected and answering pings, but no message for longer than stale_timeout.
-    wait_until(Duration::from_secs(10), "probe reports no messages", || {
-        status_code(&s).0 == Some(3)
-    });
-    let v = s.wait_status();
-    assert_eq!(v["connected"], true, "still connected: {v}");
-    assert_eq!(v["healthy"], false);
-
-    // Disconnected: the server is gone and refuses.
-    *release.lock().unwrap() = true;
-    wait_until(Duration::from_secs(10), "disconnected", || {
-        s.status_json().is_some_and(|v| v["connected"] == false)
-    });
-    assert_eq!(status_code(&s).0, Some(3));
-
-    // No instance at all.
-    drop(_rec);
-    let _ = fs::remove_file(&s.socket);
-    let (code, out) = status_code(&s);
-    assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains(s.socket.to_str().unwrap()));
-}
+use std::{fs, thread};
 
 #[test]
 fn log_file_survives_copytruncate() {
     let server = Server::start(|_, stream| {
         thread::spawn(move || {
-            let (mut ws, _) = accept_subscribed(stream);
-            send_range(&mut ws, 0..10);
-            hold(ws);
+            send_and_hold(stream, 0..10);
         });
     });
     let s = Setup::new("logrot", &server.url(), json!({"status_interval": 0.2}));
@@ -140,14 +60,7 @@ fn deploy(name: &str) -> String {
 
 #[test]
 fn systemd_units_verify() {
-    let have = Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        println!("skipped: systemd-analyze is not installed");
-        return;
-    }
+    require_command("systemd-analyze", "--version");
     let d = TempDir::new("units");
     for (src, name) in [
         ("wsrec.service", "wsrec.service"),
@@ -174,14 +87,15 @@ fn systemd_units_verify() {
 }
 
 #[test]
-fn deploy_files_are_consistent_and_in_the_readme() {
+fn deploy_files_are_consistent_and_in_the_operations_doc() {
     let readme =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md"))
+            .unwrap();
     for f in ["wsrec.service", "wsrec.cron", "logrotate.conf"] {
         let text = deploy(f);
         assert!(
             readme.contains(text.trim()),
-            "README shows deploy/{f} as it is (copy it in again after editing)"
+            "docs/operations.md shows deploy/{f} as it is (copy it in again after editing)"
         );
     }
     // The template unit differs from the plain one in its ExecStart, which is shown.
@@ -190,7 +104,10 @@ fn deploy_files_are_consistent_and_in_the_readme() {
         .lines()
         .find(|l| l.starts_with("ExecStart="))
         .unwrap();
-    assert!(readme.contains(exec), "README shows the template's {exec}");
+    assert!(
+        readme.contains(exec),
+        "docs/operations.md shows the template's {exec}"
+    );
     // The cron line calls the script with options it accepts.
     let cron = deploy("wsrec.cron");
     let line = cron
@@ -224,94 +141,4 @@ fn deploy_files_are_consistent_and_in_the_readme() {
     for dir in ["/var/lib/wsrec", "/var/log/wsrec", "/run/wsrec"] {
         assert!(unit.contains(dir), "{dir} is writable in the unit");
     }
-}
-
-/// A read-only view of `src` at `dst` (a bind mount, remounted read-only); unmounted on
-/// drop. Root only.
-struct ReadOnlyBind(std::path::PathBuf);
-
-impl ReadOnlyBind {
-    fn mount(src: &Path, dst: &Path) -> Result<ReadOnlyBind, String> {
-        if unsafe { libc::geteuid() } != 0 {
-            return Err("not running as root".into());
-        }
-        fs::create_dir_all(dst).unwrap();
-        let run = |args: &[&str]| -> Result<(), String> {
-            let out = Command::new("mount")
-                .args(args)
-                .output()
-                .map_err(|e| format!("cannot run mount: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "mount {args:?} failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            }
-        };
-        let (s, d) = (src.to_str().unwrap(), dst.to_str().unwrap());
-        run(&["--bind", s, d])?;
-        let bind = ReadOnlyBind(dst.to_path_buf());
-        run(&["-o", "remount,bind,ro", d])?;
-        Ok(bind)
-    }
-}
-
-impl Drop for ReadOnlyBind {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// A monitoring user who cannot write to output_dir can still ask for the status and
-/// the gaps: loading the config touches nothing.
-#[test]
-fn status_and_gaps_work_with_a_read_only_output_dir() {
-    let server = Server::start(|_, stream| {
-        let (mut ws, _) = accept_subscribed(stream);
-        send_range(&mut ws, 0..5);
-        hold(ws);
-    });
-    let s = Setup::new("readonly", &server.url(), json!({"coverage_journal": true}));
-    let mut rec = s.start();
-    wait_until(Duration::from_secs(10), "5 lines", || s.seqs().len() == 5);
-    let ro = s.dir.path().join("ro");
-    let _bind = match ReadOnlyBind::mount(&s.out, &ro) {
-        Ok(b) => b,
-        Err(why) => {
-            println!("skipped: a read-only output_dir needs a read-only bind mount: {why}");
-            return;
-        }
-    };
-    assert!(
-        fs::write(ro.join("probe"), b"").is_err(),
-        "the bind mount is writable"
-    );
-    let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(&s.config).unwrap()).unwrap();
-    cfg["output_dir"] = json!(ro);
-    let ro_config = s.dir.path().join("ro.json");
-    fs::write(&ro_config, cfg.to_string()).unwrap();
-    let run = |args: &[&str]| {
-        Command::new(bin())
-            .arg("--config")
-            .arg(&ro_config)
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let status = run(&["--status"]);
-    assert_eq!(status.status.code(), Some(0), "{status:?}");
-    assert!(
-        String::from_utf8_lossy(&status.stdout).contains("Total Msgs: 5"),
-        "{status:?}"
-    );
-    let gaps = run(&["gaps"]);
-    assert_eq!(gaps.status.code(), Some(0), "{gaps:?}");
-    assert!(
-        String::from_utf8_lossy(&gaps.stdout).contains("% covered"),
-        "{gaps:?}"
-    );
-    rec.term();
-    assert!(rec.wait_exit(Duration::from_secs(5)).is_some());
 }

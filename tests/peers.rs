@@ -1,16 +1,13 @@
 //! Servers no one here wrote: Python's `websockets` and Node's `ws`. Each sends 20,000
 //! messages; all must be recorded verbatim and in order. `scripts/install-test-deps`
-//! (run by `.ci/run`) installs them; without them these tests skip, saying why.
+//! installs them; without them these tests fail, saying why.
 
-mod common;
-
+use crate::common::*;
+use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-use common::*;
-use serde_json::json;
 
 const N: u64 = 20_000;
 
@@ -62,16 +59,7 @@ fn record_from(tag: &str, port: u16) {
 
 #[test]
 fn python_websockets_peer() {
-    let ok = Command::new("python3")
-        .args(["-c", "import websockets"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!(
-            "skipped: python3 with the websockets package is not available (scripts/install-test-deps installs it)"
-        );
-        return;
-    }
+    require_python_websockets();
     let mut cmd = Command::new("python3");
     cmd.arg(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -86,15 +74,9 @@ fn python_websockets_peer() {
 fn node_ws_peer() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
     if !dir.join("node_modules/ws").exists() {
-        println!(
-            "skipped: tests/node/node_modules/ws is missing (scripts/install-test-deps runs npm install)"
-        );
-        return;
+        missing("tests/node/node_modules/ws (npm install in tests/node)");
     }
-    if Command::new("node").arg("--version").output().is_err() {
-        println!("skipped: node is not installed");
-        return;
-    }
+    require_command("node", "--version");
     let mut cmd = Command::new("node");
     cmd.arg(dir.join("server.js")).arg(N.to_string());
     let (_peer, port) = start_peer(cmd).unwrap();

@@ -181,3 +181,29 @@ pub(crate) fn kind(v: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+/// The strings of a JSON array, or the kind of the first item that is not one.
+pub(crate) fn strings(items: Vec<Value>) -> Result<Vec<String>, &'static str> {
+    items
+        .into_iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(s),
+            v => Err(kind(&v)),
+        })
+        .collect()
+}
+
+/// An `equals`/`when` object: pointer -> the compact JSON text of a scalar.
+pub(crate) fn scalars(m: Map<String, Value>) -> Result<Vec<(String, String)>, String> {
+    m.into_iter()
+        .map(|(p, v)| {
+            if v.is_object() || v.is_array() {
+                Err(format!(
+                    "\"{p}\": only a string, number, true, false or null can be compared"
+                ))
+            } else {
+                Ok((p, v.to_string()))
+            }
+        })
+        .collect()
+}

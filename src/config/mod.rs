@@ -8,23 +8,26 @@
 //! user who cannot write there.
 
 mod continuity;
+mod error;
 mod fields;
 mod subscribe;
 mod url;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::message::RouteIdsSpec;
+use crate::message::Lookups;
 use crate::message::decode::Binary;
 use crate::message::heartbeat::RuleSpec;
-use crate::message::jsonline::Pointers;
+use crate::message::pong::PongText;
+use crate::message::route_ids::RouteIdsSpec;
 use crate::message::template::Template;
 pub(crate) use continuity::Continuity;
-use fields::{Fields, kind};
+pub(crate) use error::ConfigError;
+use fields::Fields;
+pub(crate) use fields::{kind, scalars, strings};
 pub(crate) use url::{WsUrl, parse_ws_url};
 
 /// What the reader does when the channel to the writer is full.
@@ -32,14 +35,14 @@ pub(crate) use url::{WsUrl, parse_ws_url};
 pub(crate) enum OnFull {
     /// Stop reading until there is room; TCP pushes back on the server; nothing is dropped.
     Block,
-    /// Drop the frames that do not fit and count them (the seed's behaviour).
+    /// Drop the frames that do not fit and count them (the Go streamer's behaviour).
     Drop,
 }
 
 /// How each message is written to its line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LineFormat {
-    /// The message as received (the seed's format).
+    /// The message as received (the Go streamer's format).
     Raw,
     /// `{"recv_ns":<unix ns>,"msg":<message>}`.
     Timestamped,
@@ -66,9 +69,17 @@ pub(crate) enum Routing {
         route_by: Vec<String>,
         /// Joins their values.
         separator: String,
-        /// Per-connection ids learnt from the messages (`route_ids`).
-        ids: Option<RouteIdsSpec>,
     },
+}
+
+impl Routing {
+    /// What joins the route values (`""` with one topic).
+    pub(crate) fn separator(&self) -> &str {
+        match self {
+            Routing::Single => "",
+            Routing::ByKey { separator, .. } => separator,
+        }
+    }
 }
 
 /// A command whose output is the URL to connect to (`ws_url_command`).
@@ -80,21 +91,92 @@ pub(crate) struct UrlCommand {
     pub(crate) timeout: Duration,
 }
 
-/// The validated configuration of one recorder instance.
+/// The validated configuration of one recorder instance, in sections: each consumer
+/// takes the sections it uses.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     /// The file it was read from (for messages).
     pub(crate) path: PathBuf,
-    /// Directory of the hourly files.
-    pub(crate) output_dir: PathBuf,
+    /// Where to connect and how to subscribe and reconnect.
+    pub(crate) connection: Connection,
+    /// Keeping the connection alive and noticing a stale one.
+    pub(crate) keep_alive: KeepAlive,
+    /// What becomes of each message: topics, routing, the mechanisms' parsed specs.
+    pub(crate) messages: Messages,
+    /// Where and how lines are written.
+    pub(crate) output: Output,
+    /// The log, the status socket, the status line and the metrics file.
+    pub(crate) operations: Operations,
+    /// Data timeout, planned reconnects, handover and de-duplication.
+    pub(crate) continuity: Continuity,
+}
+
+/// Where to connect and how to subscribe and reconnect.
+#[derive(Debug, Clone)]
+pub(crate) struct Connection {
+    /// Endpoint.
+    pub(crate) ws_url: WsUrl,
+    /// A command that prints the URL before every connect.
+    pub(crate) ws_url_command: Option<UrlCommand>,
+    /// Extra headers on the upgrade request.
+    pub(crate) handshake_headers: Vec<(String, String)>,
+    /// Subscribe messages sent after every connect (topics expanded); empty = none.
+    pub(crate) subscribe_messages: Vec<Template>,
+    /// Pause between subscribe messages.
+    pub(crate) subscribe_interval: Duration,
+    /// First reconnect delay.
+    pub(crate) reconnect_initial_delay: Duration,
+    /// Reconnect delay ceiling.
+    pub(crate) reconnect_max_delay: Duration,
+    /// Largest message accepted; larger ones end the connection.
+    pub(crate) max_message_bytes: usize,
+}
+
+/// Keeping the connection alive.
+#[derive(Debug, Clone)]
+pub(crate) struct KeepAlive {
+    /// Keep-alive interval.
+    pub(crate) ping_interval: Duration,
+    /// What the keep-alive sends.
+    pub(crate) ping: Ping,
+    /// Reconnect after this long without any frame.
+    pub(crate) stale_timeout: Duration,
+}
+
+/// What becomes of each message.
+#[derive(Debug, Clone)]
+pub(crate) struct Messages {
     /// Topics to subscribe to; one unless `topics` was given.
     pub(crate) topics: Vec<String>,
     /// Which file each message goes to.
     pub(crate) routing: Routing,
-    /// Endpoint.
-    pub(crate) ws_url: WsUrl,
+    /// The pointers the JSON check finds for routing, heartbeat replies and
+    /// `route_ids`, resolved once here.
+    pub(crate) lookups: Lookups,
+    /// A text frame equal to this is a keep-alive answer: not written, not refused.
+    pub(crate) pong_text: PongText,
+    /// What binary frames hold.
+    pub(crate) binary: Binary,
+}
+
+/// Where and how lines are written.
+#[derive(Debug, Clone)]
+pub(crate) struct Output {
+    /// Directory of the hourly files.
+    pub(crate) output_dir: PathBuf,
     /// Capacity, in messages, of the reader-to-writer channel.
     pub(crate) buffer_size: usize,
+    /// Back-pressure policy.
+    pub(crate) on_full: OnFull,
+    /// Line format.
+    pub(crate) line_format: LineFormat,
+    /// Write `coverage.jsonl` in output_dir.
+    pub(crate) coverage_journal: bool,
+}
+
+/// Operating the recorder.
+#[derive(Debug, Clone)]
+pub(crate) struct Operations {
     /// Interval of the status line in the log; `None` = never.
     pub(crate) status_interval: Option<Duration>,
     /// Log file; `None` = none.
@@ -103,88 +185,27 @@ pub(crate) struct Config {
     pub(crate) log_to_stdout: bool,
     /// Unix socket for `--status`; `None` = none.
     pub(crate) status_socket: Option<PathBuf>,
-    /// Subscribe messages sent after every connect (topics expanded); empty = none.
-    pub(crate) subscribe_messages: Vec<Template>,
-    /// Pause between subscribe messages.
-    pub(crate) subscribe_interval: Duration,
-    /// A text frame equal to this is a keep-alive answer: not written, not refused.
-    pub(crate) pong_text: Option<String>,
-    /// Replies to the server's heartbeats.
-    pub(crate) heartbeats: Vec<RuleSpec>,
-    /// What binary frames hold.
-    pub(crate) binary: Binary,
-    /// Extra headers on the upgrade request.
-    pub(crate) handshake_headers: Vec<(String, String)>,
-    /// A command that prints the URL before every connect.
-    pub(crate) ws_url_command: Option<UrlCommand>,
-    /// Keep-alive interval.
-    pub(crate) ping_interval: Duration,
-    /// What the keep-alive sends.
-    pub(crate) ping: Ping,
-    /// Reconnect after this long without any frame.
-    pub(crate) stale_timeout: Duration,
-    /// First reconnect delay.
-    pub(crate) reconnect_initial_delay: Duration,
-    /// Reconnect delay ceiling.
-    pub(crate) reconnect_max_delay: Duration,
-    /// Largest message accepted; larger ones end the connection.
-    pub(crate) max_message_bytes: usize,
-    /// Back-pressure policy.
-    pub(crate) on_full: OnFull,
-    /// Line format.
-    pub(crate) line_format: LineFormat,
-    /// Write `coverage.jsonl` in output_dir.
-    pub(crate) coverage_journal: bool,
     /// Prometheus text file rewritten every status_interval.
     pub(crate) metrics_file: Option<PathBuf>,
-    /// Data timeout, planned reconnects, handover and de-duplication.
-    pub(crate) continuity: Continuity,
 }
 
-/// A config problem: which file, which field, what is wrong.
-#[derive(Debug)]
-pub(crate) struct ConfigError {
-    path: PathBuf,
-    field: Option<String>,
-    problem: String,
+/// The routing fields as written, before the mechanisms' specs are resolved.
+struct Topics {
+    topics: Vec<String>,
+    routing: Routing,
+    route_ids: Option<Value>,
 }
 
-impl ConfigError {
-    /// A problem with one field.
-    pub(crate) fn field(path: &Path, field: &str, problem: impl Into<String>) -> ConfigError {
-        ConfigError {
-            path: path.to_path_buf(),
-            field: Some(field.to_string()),
-            problem: problem.into(),
-        }
-    }
-
-    /// A problem with the whole file.
-    fn whole(path: &Path, problem: impl Into<String>) -> ConfigError {
-        ConfigError {
-            path: path.to_path_buf(),
-            field: None,
-            problem: problem.into(),
-        }
-    }
+/// The keep-alive fields as written, and the mechanisms they feed.
+struct KeepAliveFields {
+    keep_alive: KeepAlive,
+    pong_text: String,
+    heartbeats: Vec<RuleSpec>,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.field {
-            Some(field) => write!(
-                f,
-                "config {}: field \"{}\": {}",
-                self.path.display(),
-                field,
-                self.problem
-            ),
-            None => write!(f, "config {}: {}", self.path.display(), self.problem),
-        }
-    }
+fn non_empty(s: String) -> Option<PathBuf> {
+    (!s.is_empty()).then(|| PathBuf::from(s))
 }
-
-impl std::error::Error for ConfigError {}
 
 /// Largest accepted `max_message_bytes` (1 GiB): more is a typo, not a message size.
 const MAX_MESSAGE_BYTES_LIMIT: u64 = 1 << 30;
@@ -226,21 +247,125 @@ impl Config {
         Ok(config)
     }
 
-    /// Takes and validates every field. Each field is declared here, once.
+    /// Takes and validates every field (each is declared once, in the section
+    /// function that owns it: what the user wrote, validated), then derives what the
+    /// reader needs from them (the pointer lookups, the expanded subscribe messages).
     fn declare(path: &Path, f: &mut Fields) -> Result<Config, ConfigError> {
+        let output = Self::output(f)?;
+        let Topics {
+            topics,
+            routing,
+            route_ids: ids,
+        } = Self::topics(f)?;
+        let connection = Self::connection(f, &topics, &routing)?;
+        let operations = Self::operations(f)?;
+        let KeepAliveFields {
+            keep_alive,
+            pong_text,
+            heartbeats,
+        } = Self::keep_alive(f)?;
+        let continuity = continuity::declare(f, &topics)?;
+        let binary = f.choice(
+            "binary_frames",
+            Binary::Auto,
+            &[
+                ("auto", Binary::Auto),
+                ("gzip", Binary::Gzip),
+                ("zlib", Binary::Zlib),
+                ("deflate", Binary::Deflate),
+                ("text", Binary::Text),
+                ("reject", Binary::Reject),
+            ],
+            "what binary frames hold: `auto` (gzip and zlib by their header, JSON by its first byte, else raw deflate), `gzip`, `zlib`, `deflate`, `text` or `reject`",
+        )?;
+        f.take(
+            "about",
+            "anything: notes for people (presets say where they come from); ignored",
+        );
+        // Derived: every pointer the check looks for, resolved once.
+        let route_ids = ids
+            .map(RouteIdsSpec::parse)
+            .transpose()
+            .map_err(|e| f.err("route_ids", e))?;
+        let route_by: &[String] = match &routing {
+            Routing::ByKey { route_by, .. } => route_by,
+            Routing::Single => &[],
+        };
+        let lookups = Lookups::new(
+            route_by,
+            &heartbeats,
+            route_ids.as_ref(),
+            &continuity.reconnect_on,
+        )
+        .map_err(|(field, e)| f.err(field, e))?;
+        Ok(Config {
+            path: path.to_path_buf(),
+            connection,
+            keep_alive,
+            messages: Messages {
+                topics,
+                routing,
+                lookups,
+                pong_text: PongText::parse(pong_text),
+                binary,
+            },
+            output,
+            operations,
+            continuity,
+        })
+    }
+
+    /// The output section.
+    fn output(f: &mut Fields) -> Result<Output, ConfigError> {
         let output_dir = f.string(
             "output_dir",
             "./output",
-            "where the `.jsonl` files go (created if missing; relative to the working directory)",
+            "the directory the hourly `.jsonl` files are written to (created if missing; a relative path starts from the working directory)",
         )?;
         if output_dir.is_empty() {
             return Err(f.err("output_dir", "must not be empty"));
         }
+        let buffer_size = f.uint(
+            "buffer_size",
+            10_000,
+            1..=MAX_BUFFER_SIZE,
+            "how many messages may wait between the reader and the writer; when that many wait, `on_full` decides",
+        )? as usize;
+        let on_full = f.choice(
+            "on_full",
+            OnFull::Block,
+            &[("block", OnFull::Block), ("drop", OnFull::Drop)],
+            "what the reader does when `buffer_size` messages wait: `block` (stop reading; TCP pushes back on the server; nothing dropped) or `drop` (drop and count, the Go streamer's behaviour)",
+        )?;
+        let line_format = f.choice(
+            "line_format",
+            LineFormat::Raw,
+            &[
+                ("raw", LineFormat::Raw),
+                ("timestamped", LineFormat::Timestamped),
+            ],
+            "how each line is written: `raw` (the message as received) or `timestamped` (`{\"recv_ns\":…,\"msg\":…}`)",
+        )?;
+        let coverage_journal = f.bool(
+            "coverage_journal",
+            false,
+            "append one line per connection session to `<output_dir>/coverage.jsonl`, from which `wsrec gaps` tells where the record has holes",
+        )?;
+        Ok(Output {
+            output_dir: PathBuf::from(output_dir),
+            buffer_size,
+            on_full,
+            line_format,
+            coverage_journal,
+        })
+    }
 
-        let topic = f.take("topic", "topic to subscribe to; also the file name prefix");
+    /// The topics and how messages are routed to their files.
+    fn topics(f: &mut Fields) -> Result<Topics, ConfigError> {
+        let topic = f.take("topic", "the one topic to record: it replaces `{topic}` in `subscribe_message` and starts every file name");
         let topics = f.take(
             "topics",
-            "several topics on one connection, instead of `topic`",
+            "several topics on one connection, instead of `topic`: each topic gets its own files, and `route_by` says which message belongs to which",
         );
         let (topics, routing, field) = match (topic, topics) {
             (Some(_), Some(_)) => {
@@ -258,7 +383,6 @@ impl Config {
                     Routing::ByKey {
                         route_by: Vec::new(),
                         separator: String::new(),
-                        ids: None,
                     },
                     "topics",
                 )
@@ -286,12 +410,12 @@ impl Config {
         // Declared whatever the mode, so that giving them with `topic` says why.
         let route_by = f.take(
             "route_by",
-            "with `topics`: JSON pointers to the values that name a message's topic, joined by `route_separator`",
+            "with `topics`: JSON pointers to the values in each message that name its topic, joined by `route_separator`",
         );
         let separator = f.string(
             "route_separator",
             ".",
-            "joins the `route_by` values into the route key",
+            "joins the `route_by` values into the route key (pick a text that never occurs in the values)",
         )?;
         let ids = f.take(
             "route_ids",
@@ -333,26 +457,29 @@ impl Config {
                         ));
                     }
                 };
-                let mut probe = Pointers::default();
-                for p in &route_by {
-                    probe.add(p).map_err(|e| f.err("route_by", e))?;
-                }
-                let ids = match ids {
-                    None => None,
-                    Some(v) => Some(route_ids(v).map_err(|e| f.err("route_ids", e))?),
-                };
                 Routing::ByKey {
                     route_by,
                     separator,
-                    ids,
                 }
             }
         };
+        Ok(Topics {
+            topics,
+            routing,
+            route_ids: ids,
+        })
+    }
 
+    /// The connection section: endpoint, subscribe messages for `topics`, reconnects.
+    fn connection(
+        f: &mut Fields,
+        topics: &[String],
+        routing: &Routing,
+    ) -> Result<Connection, ConfigError> {
         let url = f.string(
             "ws_url",
             "wss://stream.bybit.com/v5/public/linear",
-            "endpoint, `ws://` or `wss://`",
+            "the WebSocket URL to record from, `ws://` or `wss://`",
         )?;
         let ws_url = url::parse_ws_url(&url).map_err(|p| f.err("ws_url", p))?;
         let command = f.string(
@@ -364,7 +491,7 @@ impl Config {
             "ws_url_command_timeout",
             10.0,
             0.1..=600.0,
-            "seconds `ws_url_command` may take",
+            "seconds `ws_url_command` may run; a command still running then is killed and the connect counts as failed",
         )?;
         let ws_url_command = (!command.is_empty()).then(|| UrlCommand {
             command,
@@ -372,7 +499,7 @@ impl Config {
         });
         let handshake_headers = match f.take(
             "handshake_headers",
-            "extra HTTP headers on the WebSocket upgrade request",
+            "extra HTTP headers (name to value) sent with the WebSocket upgrade request",
         ) {
             None => Vec::new(),
             Some(Value::Object(m)) => {
@@ -411,37 +538,6 @@ impl Config {
                 ));
             }
         };
-
-        let buffer_size = f.uint(
-            "buffer_size",
-            10_000,
-            1..=MAX_BUFFER_SIZE,
-            "capacity, in messages, of the channel between reader and writer",
-        )? as usize;
-        let status_interval = f.seconds(
-            "status_interval",
-            30.0,
-            0.0..=86_400.0,
-            "seconds between status lines in the log; `0` = none",
-        )?;
-        let log_file = f.string(
-            "log_file",
-            "system.log",
-            "log file (appended to); `\"\"` = no log file",
-        )?;
-        let log_to_stdout = f.bool("log_to_stdout", false, "also log to stdout")?;
-        let status_socket = f.string(
-            "status_socket",
-            "/tmp/streamer.sock",
-            "Unix socket for `--status`; `\"\"` = none",
-        )?;
-        if status_socket.len() > MAX_SOCKET_PATH {
-            return Err(f.err(
-                "status_socket",
-                "path is too long for a Unix socket (100 bytes at most)",
-            ));
-        }
-
         let per_message = f.uint(
             "max_topics_per_subscribe",
             0,
@@ -472,7 +568,7 @@ impl Config {
         };
         let subscribe_messages = subscribe
             .iter()
-            .flat_map(|t| subscribe::expand(t, &topics, per_message, sep))
+            .flat_map(|t| subscribe::expand(t, topics, per_message, sep))
             .map(|m| Template::parse(&m, false))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| f.err("subscribe_message", e))?;
@@ -482,63 +578,17 @@ impl Config {
             0.0..=60.0,
             "seconds between subscribe messages (for venues that limit their rate)",
         )?;
-
-        let ping_interval = f.seconds(
-            "ping_interval",
-            20.0,
-            0.01..=86_400.0,
-            "seconds between keep-alive pings",
-        )?;
-        let ping_message = f.string(
-            "ping_message",
-            r#"{"op":"ping"}"#,
-            "text sent as keep-alive; `\"\"` = a WebSocket protocol ping instead",
-        )?;
-        let ping = if ping_message.is_empty() {
-            Ping::Protocol
-        } else {
-            Ping::Text(Template::parse(&ping_message, false).map_err(|e| f.err("ping_message", e))?)
-        };
-        let pong_text = f.string(
-            "pong_text",
-            "",
-            "a text frame equal to this (for example `pong`) answers the keep-alive: not written, not counted as refused",
-        )?;
-        let heartbeats = match f.take(
-            "heartbeat_replies",
-            "rules that answer the server's heartbeats: `{\"has\": [pointers], \"equals\": {pointer: value}, \"reply\": template}`",
-        ) {
-            None => Vec::new(),
-            Some(v) => heartbeat_rules(v).map_err(|e| f.err("heartbeat_replies", e))?,
-        };
-        let continuity = continuity::declare(f, &topics)?;
-        let route_by: &[String] = match &routing {
-            Routing::ByKey { route_by, .. } => route_by,
-            Routing::Single => &[],
-        };
-        let ids = match &routing {
-            Routing::ByKey { ids, .. } => ids.as_ref(),
-            Routing::Single => None,
-        };
-        crate::message::Lookups::new(route_by, &heartbeats, ids, &continuity.reconnect_on)
-            .map_err(|e| f.err("heartbeat_replies", e))?;
-        let stale_timeout = f.seconds(
-            "stale_timeout",
-            60.0,
-            0.05..=86_400.0,
-            "reconnect when nothing at all (data, pong, anything) arrived for this long",
-        )?;
         let initial = f.seconds(
             "reconnect_initial_delay",
             1.0,
             0.01..=86_400.0,
-            "first back-off delay",
+            "seconds to wait before the first reconnect; each failed attempt doubles it, with jitter, up to `reconnect_max_delay`",
         )?;
         let max = f.seconds(
             "reconnect_max_delay",
             60.0,
             0.01..=86_400.0,
-            "back-off ceiling",
+            "the longest wait between reconnects, in seconds",
         )?;
         if max < initial {
             return Err(f.err(
@@ -552,209 +602,103 @@ impl Config {
             64..=MAX_MESSAGE_BYTES_LIMIT,
             "a larger message ends the connection (reconnect) without being held in memory",
         )? as usize;
-        let on_full = f.choice(
-            "on_full",
-            OnFull::Block,
-            &[("block", OnFull::Block), ("drop", OnFull::Drop)],
-            "channel full: `block` (stop reading; TCP pushes back on the server; nothing dropped) or `drop` (drop and count, the Go streamer's behaviour)",
+        Ok(Connection {
+            ws_url,
+            ws_url_command,
+            handshake_headers,
+            subscribe_messages,
+            subscribe_interval: secs(subscribe_interval),
+            reconnect_initial_delay: secs(initial),
+            reconnect_max_delay: secs(max),
+            max_message_bytes,
+        })
+    }
+
+    /// The keep-alive section, with the pong and heartbeat mechanisms' fields.
+    fn keep_alive(f: &mut Fields) -> Result<KeepAliveFields, ConfigError> {
+        let ping_interval = f.seconds(
+            "ping_interval",
+            20.0,
+            0.01..=86_400.0,
+            "seconds between the keep-alive pings wsrec sends",
         )?;
-        let line_format = f.choice(
-            "line_format",
-            LineFormat::Raw,
-            &[
-                ("raw", LineFormat::Raw),
-                ("timestamped", LineFormat::Timestamped),
-            ],
-            "`raw` (the message as received) or `timestamped` (`{\"recv_ns\":…,\"msg\":…}`)",
+        let ping_message = f.string(
+            "ping_message",
+            r#"{"op":"ping"}"#,
+            "the text wsrec sends as its keep-alive; `\"\"` = a WebSocket protocol ping instead",
         )?;
-        let binary = f.choice(
-            "binary_frames",
-            Binary::Auto,
-            &[
-                ("auto", Binary::Auto),
-                ("gzip", Binary::Gzip),
-                ("zlib", Binary::Zlib),
-                ("deflate", Binary::Deflate),
-                ("text", Binary::Text),
-                ("reject", Binary::Reject),
-            ],
-            "what binary frames hold: `auto` (gzip and zlib by their header, JSON by its first byte, else raw deflate), `gzip`, `zlib`, `deflate`, `text` or `reject`",
+        let ping = if ping_message.is_empty() {
+            Ping::Protocol
+        } else {
+            Ping::Text(Template::parse(&ping_message, false).map_err(|e| f.err("ping_message", e))?)
+        };
+        let pong_text = f.string(
+            "pong_text",
+            "",
+            "the venue's answer to a text ping when it is not JSON (for example `pong`): such a frame counts as traffic but is neither written nor counted as rejected",
         )?;
-        f.take(
-            "about",
-            "anything: notes for people (presets say where they come from); ignored",
-        );
-        let coverage_journal = f.bool(
-            "coverage_journal",
-            false,
-            "append one line per connection session to `<output_dir>/coverage.jsonl`",
+        let heartbeats = match f.take(
+            "heartbeat_replies",
+            "rules that answer the pings and heartbeats the server sends: `{\"has\": [pointers], \"equals\": {pointer: value}, \"reply\": template}`",
+        ) {
+            None => Vec::new(),
+            Some(v) => RuleSpec::parse_all(v).map_err(|e| f.err("heartbeat_replies", e))?,
+        };
+        let stale_timeout = f.seconds(
+            "stale_timeout",
+            60.0,
+            0.05..=86_400.0,
+            "reconnect when nothing at all (data, pong, anything) arrived for this long; `--status` then reports unhealthy",
         )?;
+        Ok(KeepAliveFields {
+            keep_alive: KeepAlive {
+                ping_interval: secs(ping_interval),
+                ping,
+                stale_timeout: secs(stale_timeout),
+            },
+            pong_text,
+            heartbeats,
+        })
+    }
+
+    /// The operations section.
+    fn operations(f: &mut Fields) -> Result<Operations, ConfigError> {
+        let status_interval = f.seconds(
+            "status_interval",
+            30.0,
+            0.0..=86_400.0,
+            "seconds between status lines in the log and rewrites of `metrics_file`; `0` = neither",
+        )?;
+        let log_file = f.string(
+            "log_file",
+            "system.log",
+            "where the log goes (appended to; logrotate's `copytruncate` is safe); `\"\"` = no log file",
+        )?;
+        let log_to_stdout = f.bool("log_to_stdout", false, "also write the log to stdout")?;
+        let status_socket = f.string(
+            "status_socket",
+            "/tmp/streamer.sock",
+            "the Unix socket `--status` asks (mode 0660: the user and group wsrec runs as); `\"\"` = no socket",
+        )?;
+        if status_socket.len() > MAX_SOCKET_PATH {
+            return Err(f.err(
+                "status_socket",
+                "path is too long for a Unix socket (100 bytes at most)",
+            ));
+        }
         let metrics_file = f.string(
             "metrics_file",
             "",
-            "Prometheus text file rewritten every `status_interval` (node_exporter textfile collector)",
+            "a Prometheus text file rewritten every `status_interval`, for node_exporter's textfile collector; `\"\"` = none",
         )?;
-        let non_empty = |s: String| (!s.is_empty()).then(|| PathBuf::from(s));
-        Ok(Config {
-            path: path.to_path_buf(),
-            output_dir: PathBuf::from(output_dir),
-            topics,
-            routing,
-            ws_url,
-            buffer_size,
+        Ok(Operations {
             status_interval: (status_interval > 0.0).then(|| secs(status_interval)),
             log_file: non_empty(log_file),
             log_to_stdout,
             status_socket: non_empty(status_socket),
-            subscribe_messages,
-            subscribe_interval: secs(subscribe_interval),
-            pong_text: (!pong_text.is_empty()).then_some(pong_text),
-            heartbeats,
-            binary,
-            handshake_headers,
-            ws_url_command,
-            ping_interval: secs(ping_interval),
-            ping,
-            stale_timeout: secs(stale_timeout),
-            reconnect_initial_delay: secs(initial),
-            reconnect_max_delay: secs(max),
-            max_message_bytes,
-            on_full,
-            line_format,
-            coverage_journal,
             metrics_file: non_empty(metrics_file),
-            continuity,
         })
     }
-}
-
-/// The strings of a JSON array, or the kind of the first item that is not one.
-fn strings(items: Vec<Value>) -> Result<Vec<String>, &'static str> {
-    items
-        .into_iter()
-        .map(|v| match v {
-            Value::String(s) => Ok(s),
-            v => Err(kind(&v)),
-        })
-        .collect()
-}
-
-/// Parses `route_ids`.
-fn route_ids(v: Value) -> Result<RouteIdsSpec, String> {
-    let Value::Object(mut m) = v else {
-        return Err(format!("expected an object, got {}", kind(&v)));
-    };
-    let when = match m.remove("when") {
-        Some(Value::Object(w)) if !w.is_empty() => equals(w)?,
-        _ => return Err("\"when\" must be an object of pointers to values".into()),
-    };
-    let id = match m.remove("id") {
-        Some(Value::String(s)) => s,
-        _ => return Err("\"id\" must be a JSON pointer".into()),
-    };
-    let key = match m.remove("key") {
-        Some(Value::Array(a)) if !a.is_empty() => {
-            strings(a).map_err(|k| format!("\"key\": expected pointers, found {k}"))?
-        }
-        _ => return Err("\"key\" must be an array of JSON pointers".into()),
-    };
-    if let Some(k) = m.keys().next() {
-        return Err(format!("unknown key \"{k}\" (known: when, id, key)"));
-    }
-    let mut probe = Pointers::default();
-    for p in when.iter().map(|(p, _)| p).chain([&id]).chain(&key) {
-        probe.add(p)?;
-    }
-    Ok(RouteIdsSpec { when, id, key })
-}
-
-/// An `equals`/`when` object: pointer -> the compact JSON text of a scalar.
-fn equals(m: Map<String, Value>) -> Result<Vec<(String, String)>, String> {
-    m.into_iter()
-        .map(|(p, v)| {
-            if v.is_object() || v.is_array() {
-                Err(format!(
-                    "\"{p}\": only a string, number, true, false or null can be compared"
-                ))
-            } else {
-                Ok((p, v.to_string()))
-            }
-        })
-        .collect()
-}
-
-/// A rule's `has` pointers and its `equals` pointer -> compact JSON text.
-pub(crate) type MatchParts = (Vec<String>, Vec<(String, String)>);
-
-/// The `has` and `equals` of rule `n` (heartbeat replies, reconnect notices), taken
-/// out of `rule`; at least one of them must be given.
-pub(crate) fn match_parts(rule: &mut Map<String, Value>, n: usize) -> Result<MatchParts, String> {
-    let has = match rule.remove("has") {
-        None => Vec::new(),
-        Some(Value::Array(a)) => {
-            strings(a).map_err(|k| format!("rule {n}: \"has\": expected pointers, found {k}"))?
-        }
-        Some(v) => {
-            return Err(format!(
-                "rule {n}: \"has\": expected an array, got {}",
-                kind(&v)
-            ));
-        }
-    };
-    let equals = match rule.remove("equals") {
-        None => Vec::new(),
-        Some(Value::Object(m)) => equals(m).map_err(|e| format!("rule {n}: \"equals\": {e}"))?,
-        Some(v) => {
-            return Err(format!(
-                "rule {n}: \"equals\": expected an object, got {}",
-                kind(&v)
-            ));
-        }
-    };
-    if has.is_empty() && equals.is_empty() {
-        return Err(format!("rule {n}: give \"has\" or \"equals\" (or both)"));
-    }
-    Ok((has, equals))
-}
-
-/// Parses `heartbeat_replies`.
-fn heartbeat_rules(v: Value) -> Result<Vec<RuleSpec>, String> {
-    let Value::Array(items) = v else {
-        return Err(format!("expected an array of rules, got {}", kind(&v)));
-    };
-    let mut probe = Pointers::default();
-    let mut rules = Vec::with_capacity(items.len());
-    for (n, item) in items.into_iter().enumerate() {
-        let Value::Object(mut rule) = item else {
-            return Err(format!("rule {n}: expected an object, got {}", kind(&item)));
-        };
-        let (has, equals) = match_parts(&mut rule, n)?;
-        let reply = match rule.remove("reply") {
-            Some(Value::String(s)) if !s.is_empty() => {
-                Template::parse(&s, true).map_err(|e| format!("rule {n}: \"reply\": {e}"))?
-            }
-            _ => {
-                return Err(format!(
-                    "rule {n}: \"reply\" must be the reply message (a non-empty string)"
-                ));
-            }
-        };
-        if let Some(k) = rule.keys().next() {
-            return Err(format!(
-                "rule {n}: unknown key \"{k}\" (known: has, equals, reply)"
-            ));
-        }
-        for p in has
-            .iter()
-            .chain(equals.iter().map(|(p, _)| p))
-            .map(String::as_str)
-            .chain(reply.pointers())
-        {
-            probe.add(p).map_err(|e| format!("rule {n}: {e}"))?;
-        }
-        rules.push(RuleSpec { has, equals, reply });
-    }
-    Ok(rules)
 }
 
 #[cfg(test)]
@@ -780,12 +724,13 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_seed() {
+    fn defaults_match_the_go_streamer() {
         let c = load("{}").unwrap();
-        assert_eq!(c.topics, ["publicTrade.BTCUSDT"]);
-        assert_eq!(c.routing, Routing::Single);
-        assert_eq!(c.buffer_size, 10_000);
+        assert_eq!(c.messages.topics, ["publicTrade.BTCUSDT"]);
+        assert_eq!(c.messages.routing, Routing::Single);
+        assert_eq!(c.output.buffer_size, 10_000);
         let subs: Vec<String> = c
+            .connection
             .subscribe_messages
             .iter()
             .map(|t| t.render(&mut 0, |_| None))
@@ -794,12 +739,12 @@ mod tests {
             subs,
             [r#"{"op":"subscribe","args":["publicTrade.BTCUSDT"]}"#]
         );
-        assert_eq!(c.ws_url.port, 443);
+        assert_eq!(c.connection.ws_url.port, 443);
         assert_eq!(
-            c.status_socket.as_deref(),
+            c.operations.status_socket.as_deref(),
             Some(Path::new("/tmp/streamer.sock"))
         );
-        assert_eq!(c.on_full, OnFull::Block);
+        assert_eq!(c.output.on_full, OnFull::Block);
     }
 
     #[test]
@@ -822,27 +767,23 @@ mod tests {
         assert!(e.contains("\"wait\" is not \"block\" or \"drop\""), "{e}");
     }
 
-    /// The README's config table has a row for every field, with the meaning declared
-    /// here: the declaration is the one definition, the README row its copy.
+    /// docs/configuration.md has a row for every field, with the meaning declared
+    /// here: the declaration is the one definition, the doc row its copy.
     #[test]
-    fn readme_documents_every_field() {
-        // The manual moves to docs/configuration.md; a row in either counts.
-        let readme = concat!(
-            include_str!("../../README.md"),
-            include_str!("../../docs/configuration.md")
-        );
+    fn configuration_doc_documents_every_field() {
+        let doc = include_str!("../../docs/configuration.md");
         let path = Path::new("c.json");
         let mut f = Fields::new(path, Map::new());
         Config::declare(path, &mut f).unwrap();
         assert!(f.declared.len() >= 20, "{:?}", f.declared);
         for d in &f.declared {
-            let row = readme
+            let row = doc
                 .lines()
                 .find(|l| l.starts_with(&format!("| `{}` |", d.name)))
-                .unwrap_or_else(|| panic!("README has no config row for `{}`", d.name));
+                .unwrap_or_else(|| panic!("docs/configuration.md has no row for `{}`", d.name));
             assert!(
                 row.contains(d.meaning),
-                "README row for `{}` does not say what the code declares:\n  README: {row}\n  code:   {}",
+                "docs/configuration.md row for `{}` does not say what the code declares:\n  doc:  {row}\n  code: {}",
                 d.name,
                 d.meaning
             );

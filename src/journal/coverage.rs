@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::status::counters::unix_ms;
+use crate::clock::unix_ms;
 
 /// Name of the journal in `output_dir`.
 pub(crate) const FILE_NAME: &str = "coverage.jsonl";

@@ -4,33 +4,26 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-
 use super::coverage::FILE_NAME;
 use crate::cli::GapsArgs;
+use crate::clock::unix_ms;
 use crate::error::Fatal;
-use crate::status::counters::unix_ms;
+use crate::exit_codes::Exit;
 
 /// Parses Unix seconds (integer or fraction) or an RFC 3339 time into Unix ms.
 fn parse_time(s: &str) -> Result<u64, Fatal> {
     if let Ok(secs) = s.parse::<f64>() {
         return Ok((secs * 1000.0) as u64);
     }
-    OffsetDateTime::parse(s, &Rfc3339)
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as u64)
-        .map_err(|e| {
-            Fatal::Usage(format!(
-                "gaps: \"{s}\" is neither Unix seconds nor RFC 3339: {e}"
-            ))
-        })
+    crate::clock::parse_rfc3339_ms(s).map_err(|e| {
+        Fatal::Usage(format!(
+            "gaps: \"{s}\" is neither Unix seconds nor RFC 3339: {e}"
+        ))
+    })
 }
 
 fn fmt_ms(ms: u64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
+    crate::clock::rfc3339_ms(ms)
 }
 
 /// The covered windows `[start, end)` in Unix ms, from the journal's lines.
@@ -110,6 +103,24 @@ pub(crate) fn gaps_in(windows: &[(u64, u64)], from: u64, to: u64) -> Vec<(u64, u
 
 /// Prints the gaps for `output_dir`'s journal; exit code 0.
 pub(crate) fn run(output_dir: &Path, args: &GapsArgs) -> Result<u8, Fatal> {
+    // The flags first: a wrong range is the user's to fix, whatever the journal holds.
+    let given_from = args.from.as_deref().map(parse_time).transpose()?;
+    let given_to = args.to.as_deref().map(parse_time).transpose()?;
+    if let (Some(from), Some(to)) = (given_from, given_to) {
+        if to < from {
+            return Err(Fatal::Usage(format!(
+                "gaps: --to {} is before --from {}",
+                fmt_ms(to),
+                fmt_ms(from)
+            )));
+        }
+    }
+    if args.min_gap.is_nan() || args.min_gap < 0.0 {
+        return Err(Fatal::Usage(format!(
+            "gaps: --min-gap {} must be 0 or more seconds",
+            args.min_gap
+        )));
+    }
     let path = output_dir.join(FILE_NAME);
     let journal = std::fs::read_to_string(&path).map_err(|e| {
         Fatal::Other(format!(
@@ -119,14 +130,16 @@ pub(crate) fn run(output_dir: &Path, args: &GapsArgs) -> Result<u8, Fatal> {
     })?;
     let now = unix_ms();
     let windows = covered(&journal, now);
-    let from = match &args.from {
-        Some(s) => parse_time(s)?,
-        None => windows.first().map(|w| w.0).unwrap_or(now),
-    };
-    let to = match &args.to {
-        Some(s) => parse_time(s)?,
-        None => now,
-    };
+    let to = given_to.unwrap_or(now);
+    // By default from the first session, but never past the end the user gave.
+    let from = given_from.unwrap_or_else(|| windows.first().map_or(now, |w| w.0).min(to));
+    if to < from {
+        return Err(Fatal::Usage(format!(
+            "gaps: --from {} is in the future (--to defaults to now, {})",
+            fmt_ms(from),
+            fmt_ms(to)
+        )));
+    }
     let min = (args.min_gap * 1000.0) as u64;
     let gaps: Vec<_> = gaps_in(&windows, from, to)
         .into_iter()
@@ -151,7 +164,7 @@ pub(crate) fn run(output_dir: &Path, args: &GapsArgs) -> Result<u8, Fatal> {
         fmt_ms(from),
         fmt_ms(to)
     );
-    Ok(0)
+    Ok(Exit::Success.into())
 }
 
 #[cfg(test)]

@@ -164,12 +164,11 @@ impl Keys {
     pub(crate) fn new(cfg: &Config) -> Keys {
         let d = &cfg.continuity.dedupe_by;
         let mut ptrs = Pointers::default();
-        let (route_by, separator): (&[String], &str) = match &cfg.routing {
+        let (route_by, separator): (&[String], &str) = match &cfg.messages.routing {
             Routing::Single => (&[], ""),
             Routing::ByKey {
                 route_by,
                 separator,
-                ..
             } => (route_by, separator),
         };
         let parse = !d.all.is_empty() || !d.topics.is_empty();
@@ -184,6 +183,7 @@ impl Keys {
         };
         let all: Vec<usize> = d.all.iter().map(&mut add).collect();
         let per_topic = cfg
+            .messages
             .topics
             .iter()
             .map(|t| {
@@ -199,6 +199,7 @@ impl Keys {
             route,
             separator: separator.as_bytes().to_vec(),
             topic_index: cfg
+                .messages
                 .topics
                 .iter()
                 .enumerate()
@@ -208,7 +209,7 @@ impl Keys {
             all,
             parse,
             route_key: Vec::new(),
-            decoder: Decoder::new(cfg.binary, cfg.max_message_bytes),
+            decoder: Decoder::new(cfg.messages.binary, cfg.connection.max_message_bytes),
         }
     }
 

@@ -1,11 +1,15 @@
-//! Heartbeat replies: rules that recognise a venue's heartbeat or ping message by the
-//! values at a few JSON pointers ([`Match`], also used by `reconnect_on`), and the
-//! reply each one sends back.
+//! Heartbeat replies (`heartbeat_replies`): rules that recognise a venue's heartbeat
+//! or ping message by the values at a few JSON pointers, and the reply each one sends
+//! back. Parsed here from the config's array of rules; applied to every message. The
+//! `has`/`equals` test ([`Match`], [`match_parts`]) is also `reconnect_on`'s.
 
 use std::ops::Range;
 
+use serde_json::{Map, Value};
+
 use super::jsonline::Pointers;
 use super::template::Template;
+use crate::config::{kind, scalars, strings};
 
 /// A rule as configured (`heartbeat_replies`): validated, pointers not yet resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,9 +22,65 @@ pub(crate) struct RuleSpec {
     pub(crate) reply: Template,
 }
 
+impl RuleSpec {
+    /// Parses the `heartbeat_replies` array.
+    pub(crate) fn parse_all(v: Value) -> Result<Vec<RuleSpec>, String> {
+        let Value::Array(items) = v else {
+            return Err(format!("expected an array of rules, got {}", kind(&v)));
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(n, item)| RuleSpec::parse(item).map_err(|e| format!("rule {n}: {e}")))
+            .collect()
+    }
+
+    fn parse(item: Value) -> Result<RuleSpec, String> {
+        let Value::Object(mut rule) = item else {
+            return Err(format!("expected an object, got {}", kind(&item)));
+        };
+        let (has, equals) = match_parts(&mut rule)?;
+        let reply = match rule.remove("reply") {
+            Some(Value::String(s)) if !s.is_empty() => {
+                Template::parse(&s, true).map_err(|e| format!("\"reply\": {e}"))?
+            }
+            _ => return Err("\"reply\" must be the reply message (a non-empty string)".into()),
+        };
+        if let Some(k) = rule.keys().next() {
+            return Err(format!("unknown key \"{k}\" (known: has, equals, reply)"));
+        }
+        Ok(RuleSpec { has, equals, reply })
+    }
+}
+
+/// A rule's `has` pointers and its `equals` pointer -> compact JSON text.
+pub(crate) type MatchParts = (Vec<String>, Vec<(String, String)>);
+
+/// Takes a rule's `has` and `equals` out of `rule`; at least one must be given.
+pub(crate) fn match_parts(rule: &mut Map<String, Value>) -> Result<MatchParts, String> {
+    let has = match rule.remove("has") {
+        None => Vec::new(),
+        Some(Value::Array(a)) => {
+            strings(a).map_err(|k| format!("\"has\": expected pointers, found {k}"))?
+        }
+        Some(v) => return Err(format!("\"has\": expected an array, got {}", kind(&v))),
+    };
+    let equals = match rule.remove("equals") {
+        None => Vec::new(),
+        Some(Value::Object(m)) => scalars(m).map_err(|e| format!("\"equals\": {e}"))?,
+        Some(v) => {
+            return Err(format!("\"equals\": expected an object, got {}", kind(&v)));
+        }
+    };
+    if has.is_empty() && equals.is_empty() {
+        return Err("give \"has\" or \"equals\" (or both)".into());
+    }
+    Ok((has, equals))
+}
+
 /// A `has`/`equals` test with its pointers resolved to indices in the check's
 /// [`Pointers`]: every `has` pointer leads to a value, every `equals` value is equal.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Match {
     has: Vec<usize>,
     equals: Vec<(usize, Vec<u8>)>,
@@ -54,7 +114,7 @@ impl Match {
 }
 
 /// A rule with its pointers resolved to indices in the check's [`Pointers`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Rule {
     test: Match,
     reply: Template,
@@ -63,7 +123,7 @@ struct Rule {
 }
 
 /// The configured rules, first match wins.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Heartbeats {
     rules: Vec<Rule>,
 }
@@ -72,7 +132,14 @@ impl Heartbeats {
     /// Resolves the rules' pointers, adding them to `ptrs`.
     pub(crate) fn new(specs: &[RuleSpec], ptrs: &mut Pointers) -> Result<Heartbeats, String> {
         let mut rules = Vec::with_capacity(specs.len());
-        for s in specs {
+        for (n, s) in specs.iter().enumerate() {
+            Self::resolve(s, ptrs, &mut rules).map_err(|e| format!("rule {n}: {e}"))?;
+        }
+        Ok(Heartbeats { rules })
+    }
+
+    fn resolve(s: &RuleSpec, ptrs: &mut Pointers, rules: &mut Vec<Rule>) -> Result<(), String> {
+        {
             let test = Match::new(&s.has, &s.equals, ptrs)?;
             let values = s
                 .reply
@@ -85,7 +152,7 @@ impl Heartbeats {
                 values,
             });
         }
-        Ok(Heartbeats { rules })
+        Ok(())
     }
 
     /// Whether there are no rules (nothing to do per message).

@@ -1,56 +1,57 @@
-//! Per-message logic that needs no socket: the JSON check and its pointer lookups,
-//! decoding binary frames, heartbeat replies, message templates, and file names.
+//! Each message's fate, decided without a socket: one call ([`Judge::judge`]) per
+//! frame returns the [`Verdict`]: the line to write and its file (a topic's: data; or
+//! the control file), or that the frame is keep-alive traffic, or why it is refused; a
+//! heartbeat reply it calls for waits in the judge ([`Judge::take_reply`]).
+//!
+//! Each mechanism is one file that parses its piece of the config and applies its
+//! rule: [`decode`] (`binary_frames`), [`pong`] (`pong_text`), [`heartbeat`]
+//! (`heartbeat_replies`), [`route_ids`] (`route_ids`), [`template`] (subscribe, ping
+//! and reply messages). [`route`] decides the file; [`jsonline`] is the JSON check that
+//! finds every pointer the mechanisms look at in one pass.
 
 pub(crate) mod decode;
 pub(crate) mod dedupe;
 pub(crate) mod heartbeat;
 pub mod jsonline;
+pub(crate) mod pong;
 pub(crate) mod reconnect_on;
 pub(crate) mod route;
+pub(crate) mod route_ids;
 pub(crate) mod template;
 
 use std::ops::Range;
 
+use crate::batch::Dest;
+use crate::status::Count;
+use decode::{Decoder, Undecodable};
 use heartbeat::{Heartbeats, RuleSpec};
-use jsonline::{Pointers, unquoted};
+use jsonline::{Pointers, Reject};
+use pong::PongText;
 use reconnect_on::{NoticeSpec, ReconnectOn};
+use route::Router;
+use route_ids::{RouteIds, RouteIdsSpec};
+use template::Template;
 
-/// `route_ids` as configured: messages that match `when` say that the value at `id`
-/// stands, on this connection, for the route key made of the values at `key` (Bitfinex:
-/// `{"event":"subscribed","chanId":17,"channel":"trades","symbol":"tBTCUSD"}`, then
-/// data as `[17,...]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RouteIdsSpec {
-    /// Pointer -> compact JSON text it must equal.
-    pub(crate) when: Vec<(String, String)>,
-    /// Where the id is.
-    pub(crate) id: String,
-    /// The pointers whose values, joined by the route separator, make the key.
-    pub(crate) key: Vec<String>,
-}
-
-/// [`RouteIdsSpec`] resolved to pointer indices.
-#[derive(Debug)]
-struct Learn {
-    when: Vec<(usize, Vec<u8>)>,
-    id: usize,
-    key: Vec<usize>,
-}
-
-/// The pointer lookups one check pass does for a config: the route pointers first
-/// (indices `0..route`), then the heartbeat rules' pointers.
-#[derive(Debug, Default)]
+/// The pointer lookups one check pass does for a config, resolved once when the config
+/// is loaded: the route pointers first (indices `0..route`), then the heartbeat rules'
+/// and `route_ids`' pointers.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Lookups {
     /// Every pointer the check finds.
-    pub(crate) ptrs: Pointers,
+    ptrs: Pointers,
     /// How many of them (from the start) make the route key.
-    pub(crate) route: usize,
+    route: usize,
     /// The heartbeat rules, resolved against `ptrs`.
-    pub(crate) heartbeats: Heartbeats,
-    /// The notices that start a planned reconnect, resolved against `ptrs`.
-    pub(crate) reconnect_on: ReconnectOn,
-    learn: Option<Learn>,
+    heartbeats: Heartbeats,
+    /// `route_ids`, resolved against `ptrs`.
+    learn: Option<RouteIds>,
+    /// The notices that start a planned reconnect (`reconnect_on`), resolved against
+    /// `ptrs`.
+    reconnect_on: ReconnectOn,
 }
+
+/// A [`Lookups`] that cannot be built: the config field to blame, and why.
+pub(crate) type LookupError = (&'static str, String);
 
 impl Lookups {
     /// Resolves `route_by`, the heartbeat rules, `route_ids` and the reconnect notices
@@ -60,70 +61,221 @@ impl Lookups {
         rules: &[RuleSpec],
         ids: Option<&RouteIdsSpec>,
         notices: &[NoticeSpec],
-    ) -> Result<Lookups, String> {
+    ) -> Result<Lookups, LookupError> {
         let mut ptrs = Pointers::default();
         for p in route_by {
-            ptrs.add(p)?;
+            ptrs.add(p).map_err(|e| ("route_by", e))?;
         }
         let route = route_by.len();
         if ptrs.len() != route {
-            return Err("route_by names the same pointer twice".into());
+            return Err(("route_by", "names the same pointer twice".into()));
         }
-        let heartbeats = Heartbeats::new(rules, &mut ptrs)?;
-        let reconnect_on = ReconnectOn::new(notices, &mut ptrs)?;
-        let learn = match ids {
-            None => None,
-            Some(spec) => Some(Learn {
-                when: spec
-                    .when
-                    .iter()
-                    .map(|(p, v)| Ok((ptrs.add(p)?, v.clone().into_bytes())))
-                    .collect::<Result<_, String>>()?,
-                id: ptrs.add(&spec.id)?,
-                key: spec
-                    .key
-                    .iter()
-                    .map(|p| ptrs.add(p))
-                    .collect::<Result<_, _>>()?,
-            }),
-        };
+        let heartbeats = Heartbeats::new(rules, &mut ptrs).map_err(|e| ("heartbeat_replies", e))?;
+        let learn = ids
+            .map(|spec| RouteIds::new(spec, &mut ptrs))
+            .transpose()
+            .map_err(|e| ("route_ids", e))?;
+        let reconnect_on = ReconnectOn::new(notices, &mut ptrs).map_err(|e| ("reconnect_on", e))?;
         Ok(Lookups {
             ptrs,
             route,
             heartbeats,
-            reconnect_on,
             learn,
+            reconnect_on,
         })
     }
+}
 
-    /// Whether ids are learnt (`route_ids`): worth a look at every message.
-    #[inline]
-    pub(crate) fn learns(&self) -> bool {
-        self.learn.is_some()
+/// A frame as it came off the socket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Frame<'m> {
+    /// A text frame's payload (UTF-8, checked by tungstenite).
+    Text(&'m [u8]),
+    /// A binary frame's payload.
+    Binary(&'m [u8]),
+}
+
+/// What becomes of one frame.
+#[derive(Debug)]
+pub(crate) enum Verdict<'m> {
+    /// A message to record.
+    Keep {
+        /// Its JSON text (decoded, for a binary frame).
+        text: &'m [u8],
+        /// It spans lines: its line is the compact form.
+        multiline: bool,
+        /// Its file: a topic's (data) or the control file.
+        dest: Dest,
+    },
+    /// The answer to our keep-alive: traffic, not data.
+    Pong,
+    /// Refused, and counted under `why`; `sample` is what the log shows of it.
+    Refused {
+        /// The counter of the reason.
+        why: Count,
+        /// The start of the frame.
+        sample: &'m [u8],
+    },
+}
+
+/// Judges one connection's frames for a config.
+#[derive(Debug)]
+pub(crate) struct Judge<'a> {
+    lookups: &'a Lookups,
+    pong: &'a PongText,
+    /// Where the check put each pointer's value in the current message.
+    found: Vec<Option<Range<usize>>>,
+    router: Router<'a>,
+    /// Turns binary frames into text.
+    decoder: Decoder,
+    /// `{counter}` in templates: one more for every message that uses it.
+    counter: u64,
+    /// The heartbeat reply to the last kept message, if one is due.
+    reply: Option<String>,
+    /// The last kept message matched `reconnect_on`.
+    notice: bool,
+}
+
+impl<'a> Judge<'a> {
+    /// A judge for the routing, keep-alive and binary settings of a config.
+    pub(crate) fn new(
+        lookups: &'a Lookups,
+        topics: &[String],
+        separator: &'a str,
+        pong: &'a PongText,
+        decoder: Decoder,
+    ) -> Judge<'a> {
+        Judge {
+            lookups,
+            pong,
+            found: vec![None; lookups.ptrs.len()],
+            router: Router::new(topics, lookups.route, separator, lookups.learn.as_ref()),
+            decoder,
+            counter: 0,
+            reply: None,
+            notice: false,
+        }
     }
 
-    /// The id that `msg` teaches, and the key it stands for (in `key`), if `msg`
-    /// matches `route_ids`.
-    pub(crate) fn learned<'m>(
-        &self,
-        msg: &'m [u8],
-        found: &[Option<Range<usize>>],
-        sep: &[u8],
-        key: &mut Vec<u8>,
-    ) -> Option<&'m [u8]> {
-        let l = self.learn.as_ref()?;
-        let value = |i: usize| found[i].clone().map(|r| &msg[r]);
-        if !l.when.iter().all(|(i, v)| value(*i) == Some(&v[..])) {
-            return None;
-        }
-        let id = unquoted(value(l.id)?);
-        key.clear();
-        for (n, &i) in l.key.iter().enumerate() {
-            if n > 0 {
-                key.extend_from_slice(sep);
+    /// The fate of one frame.
+    #[inline]
+    pub(crate) fn judge<'m>(&'m mut self, frame: Frame<'m>) -> Verdict<'m> {
+        match frame {
+            Frame::Text(t) => {
+                if self.pong.is_pong(t) {
+                    return Verdict::Pong;
+                }
+                self.message(t)
             }
-            key.extend_from_slice(unquoted(value(i)?));
+            Frame::Binary(b) => self.binary(b),
         }
-        Some(id)
+    }
+
+    /// A binary frame: decoded, then judged as the text it holds. Out of line, so that
+    /// the text path stays small.
+    #[inline(never)]
+    fn binary<'m>(&'m mut self, b: &'m [u8]) -> Verdict<'m> {
+        let Judge {
+            decoder,
+            lookups,
+            found,
+            router,
+            counter,
+            reply,
+            notice,
+            ..
+        } = self;
+        match decoder.decode(b) {
+            Ok(text) => Self::judge_message(lookups, found, router, counter, reply, notice, text),
+            Err(Undecodable::Binary) => Verdict::Refused {
+                why: Count::RejectBinary,
+                sample: b,
+            },
+            Err(Undecodable::TooLarge) => Verdict::Refused {
+                why: Count::RejectTooLarge,
+                sample: &b[..b.len().min(16)],
+            },
+        }
+    }
+
+    /// A message's text.
+    #[inline(always)]
+    fn message<'m>(&mut self, msg: &'m [u8]) -> Verdict<'m> {
+        Self::judge_message(
+            self.lookups,
+            &mut self.found,
+            &mut self.router,
+            &mut self.counter,
+            &mut self.reply,
+            &mut self.notice,
+            msg,
+        )
+    }
+
+    /// The JSON check, the heartbeat rules and the route of one message.
+    #[inline(always)]
+    fn judge_message<'m>(
+        lookups: &Lookups,
+        found: &mut [Option<Range<usize>>],
+        router: &mut Router<'_>,
+        counter: &mut u64,
+        reply: &mut Option<String>,
+        notice: &mut bool,
+        msg: &'m [u8],
+    ) -> Verdict<'m> {
+        let valid = match jsonline::check_with(msg, &lookups.ptrs, found) {
+            Ok(v) => v,
+            Err(Reject::Empty) => {
+                return Verdict::Refused {
+                    why: Count::RejectEmpty,
+                    sample: msg,
+                };
+            }
+            Err(Reject::NotJson) => {
+                return Verdict::Refused {
+                    why: Count::RejectNotJson,
+                    sample: msg,
+                };
+            }
+        };
+        let heartbeats = &lookups.heartbeats;
+        if !heartbeats.is_empty() {
+            *reply = heartbeats.reply(msg, found, counter);
+        }
+        if !lookups.reconnect_on.is_empty() {
+            *notice = lookups.reconnect_on.matches(msg, found);
+        }
+        let dest = router.dest(msg, found);
+        Verdict::Keep {
+            text: msg,
+            multiline: valid.multiline,
+            dest,
+        }
+    }
+
+    /// The heartbeat reply due for the last kept message, if one is: held here rather
+    /// than in the verdict, so that the verdict of a message stays two words and a
+    /// tag.
+    #[inline]
+    pub(crate) fn take_reply(&mut self) -> Option<String> {
+        self.reply.take()
+    }
+
+    /// Whether the last kept message announced a close (`reconnect_on`); clears it.
+    #[inline]
+    pub(crate) fn take_notice(&mut self) -> bool {
+        std::mem::take(&mut self.notice)
+    }
+
+    /// A template's text now (placeholders filled in).
+    pub(crate) fn render(&mut self, t: &Template) -> String {
+        t.render(&mut self.counter, |_| None)
+    }
+
+    /// A new connection: ids learnt on the last one mean nothing now.
+    pub(crate) fn new_connection(&mut self) {
+        self.router.new_connection();
+        self.reply = None;
+        self.notice = false;
     }
 }

@@ -7,9 +7,8 @@ use std::ops::Range;
 
 use serde_json::Value;
 
-use super::heartbeat::Match;
+use super::heartbeat::{Match, match_parts};
 use super::jsonline::Pointers;
-use crate::config::match_parts;
 
 /// A rule as configured: validated, pointers not yet resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +30,7 @@ pub(crate) fn parse(v: Value) -> Result<Vec<NoticeSpec>, String> {
         let Value::Object(mut rule) = item else {
             return Err(format!("rule {n}: expected an object"));
         };
-        let (has, equals) = match_parts(&mut rule, n)?;
+        let (has, equals) = match_parts(&mut rule).map_err(|e| format!("rule {n}: {e}"))?;
         if let Some(k) = rule.keys().next() {
             return Err(format!(
                 "rule {n}: unknown key \"{k}\" (known: has, equals)"
@@ -44,7 +43,7 @@ pub(crate) fn parse(v: Value) -> Result<Vec<NoticeSpec>, String> {
 }
 
 /// The rules with their pointers resolved; any match counts.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ReconnectOn {
     rules: Vec<Match>,
 }

@@ -62,12 +62,12 @@ pub(crate) fn tcp_of(ws: &Ws) -> &TcpStream {
 /// URL command, if there is one.
 pub(crate) fn connect(cfg: &Config) -> Result<Ws, ConnectError> {
     let fetched;
-    let url = match &cfg.ws_url_command {
+    let url = match &cfg.connection.ws_url_command {
         Some(c) => {
             fetched = url_from_command(c)?;
             &fetched
         }
-        None => &cfg.ws_url,
+        None => &cfg.connection.ws_url,
     };
     let hostport = format!("{}:{}", url.host, url.port);
     let tcp = tcp(&url.host, url.port)
@@ -187,7 +187,7 @@ fn upgrade(
         .as_str()
         .into_client_request()
         .map_err(|e| ConnectError::new(format!("handshake with {url}: {e}")))?;
-    for (k, v) in &cfg.handshake_headers {
+    for (k, v) in &cfg.connection.handshake_headers {
         // Both were checked when the config was loaded.
         if let (Ok(k), Ok(v)) = (
             HeaderName::from_bytes(k.as_bytes()),
@@ -197,8 +197,8 @@ fn upgrade(
         }
     }
     let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(cfg.max_message_bytes))
-        .max_frame_size(Some(cfg.max_message_bytes))
+        .max_message_size(Some(cfg.connection.max_message_bytes))
+        .max_frame_size(Some(cfg.connection.max_message_bytes))
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0);
     match tungstenite::client::client_with_config(request, stream, Some(ws_config)) {

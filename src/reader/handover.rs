@@ -28,11 +28,11 @@ use tungstenite::Message;
 
 use super::connect::{self, Ws, tcp_of};
 use super::session::{End, Session};
+use crate::clock::unix_ms;
 use crate::config::Config;
 use crate::journal::coverage::{Handover, Span};
 use crate::message::dedupe::{KEY_CAPACITY, KeyRing, KeySet, Keys};
 use crate::shutdown::Shutdown;
-use crate::status::counters::unix_ms;
 use crate::status::{Count, Stats};
 
 /// The new connection may run ahead of the old one by at most this many bytes of
@@ -133,15 +133,14 @@ impl Gate {
         }
     }
 
-    /// Decides about a text message.
-    pub(crate) fn admit(&mut self, msg: &[u8], stats: &Stats) -> Admit {
-        let key = self.keys.key(msg);
-        self.admit_key(key, stats)
-    }
-
-    /// Decides about a binary frame (by the key of the text it decodes to).
-    pub(crate) fn admit_binary(&mut self, frame: &[u8], stats: &Stats) -> Admit {
-        let key = self.keys.key_binary(frame);
+    /// Decides about a text or binary message (a binary one by the key of the text
+    /// it decodes to).
+    pub(crate) fn admit_message(&mut self, msg: &Message, stats: &Stats) -> Admit {
+        let key = match msg {
+            Message::Text(t) => self.keys.key(t.as_bytes()),
+            Message::Binary(b) => self.keys.key_binary(b),
+            _ => return Admit::Write,
+        };
         self.admit_key(key, stats)
     }
 
@@ -183,7 +182,7 @@ impl Gate {
 
     /// Decides at a drain: the overlap's deadline, a failed new connection, the
     /// tail's end.
-    pub(crate) fn poll(&mut self, now: Instant, _stats: &Stats) -> Poll {
+    pub(crate) fn poll(&mut self, now: Instant) -> Poll {
         match &mut self.role {
             Role::Old { shared, overlap } => {
                 let mut o = lock(shared);
@@ -355,11 +354,7 @@ pub(crate) fn overlap(
             };
             log::warn!("handover: {why}, and the old connection ended ({old_why})");
             stats.add(Count::HandoversFailed, 1);
-            return Outcome::End(old_end.unwrap_or(End::Lost {
-                reason: why,
-                clean: false,
-                oversize: false,
-            }));
+            return Outcome::End(old_end.unwrap_or(End::failed(why)));
         };
         let mut o = lock(&shared);
         let (why, joined) = match o.phase {
@@ -432,8 +427,9 @@ fn open_new(
         Err(e) => return fail(format!("the new connection: {e}")),
     };
     let mut span = Span::start();
+    let interval = cfg.connection.subscribe_interval;
     for (i, sub) in subs.iter().enumerate() {
-        if i > 0 && !cfg.subscribe_interval.is_zero() && !shutdown.sleep(cfg.subscribe_interval) {
+        if i > 0 && !interval.is_zero() && !shutdown.sleep(interval) {
             return None;
         }
         if let Err(e) = ws.send(Message::text(sub.as_str())) {
@@ -450,7 +446,10 @@ fn open_new(
             o.phase = Phase::Subscribed(Instant::now());
         }
     }
-    log::info!("handover: new connection to {} subscribed", cfg.ws_url.url);
+    log::info!(
+        "handover: new connection to {} subscribed",
+        cfg.connection.ws_url.url
+    );
     if let Err(e) = tcp_of(&ws).set_read_timeout(Some(NEW_POLL)) {
         return fail(format!("the new connection: socket: {e}"));
     }
@@ -473,7 +472,7 @@ fn open_new(
         }
         let got = match ws.read() {
             Ok(Message::Text(t)) => {
-                if cfg.pong_text.as_deref() == Some(t.as_str()) {
+                if cfg.messages.pong_text.is_pong(t.as_bytes()) {
                     continue;
                 }
                 let key = keys.key(t.as_bytes());

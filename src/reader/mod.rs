@@ -10,8 +10,6 @@ pub(crate) mod plan;
 mod session;
 mod stall;
 
-use std::sync::atomic::Ordering::Relaxed;
-
 use tungstenite::Message;
 
 use crate::batch::ReaderSide;
@@ -23,7 +21,7 @@ use crate::status::{Count, Stats};
 use backoff::Backoff;
 use connect::Ws;
 use lines::LineSink;
-use session::{End, Session};
+use session::{Cause, End, Session};
 
 /// The reader thread's state, across connections.
 pub(crate) struct Reader<'a> {
@@ -47,10 +45,19 @@ impl<'a> Reader<'a> {
             cfg,
             stats,
             shutdown,
-            lines: LineSink::new(cfg, stats, shutdown, side, timing.periods),
+            lines: LineSink::new(
+                &cfg.messages,
+                &cfg.output,
+                cfg.connection.max_message_bytes,
+                stats,
+                shutdown,
+                side,
+                timing.periods,
+            ),
             coverage: cfg
+                .output
                 .coverage_journal
-                .then(|| Coverage::new(&cfg.output_dir, timing.checkpoint)),
+                .then(|| Coverage::new(&cfg.output.output_dir, timing.checkpoint)),
         }
     }
 
@@ -58,8 +65,8 @@ impl<'a> Reader<'a> {
     /// (by being dropped).
     pub(crate) fn run(mut self) {
         let mut backoff = Backoff::new(
-            self.cfg.reconnect_initial_delay,
-            self.cfg.reconnect_max_delay,
+            self.cfg.connection.reconnect_initial_delay,
+            self.cfg.connection.reconnect_max_delay,
         );
         while !self.shutdown.requested() {
             self.stats.add(Count::Attempts, 1);
@@ -68,48 +75,39 @@ impl<'a> Reader<'a> {
                     let (end, span) = self.connection(ws);
                     (end, None, Some(span))
                 }
-                Err(e) => (
-                    End::Lost {
-                        reason: e.reason,
-                        clean: false,
-                        oversize: false,
-                    },
-                    e.retry_after,
-                    None,
-                ),
+                Err(e) => (End::failed(e.reason), e.retry_after, None),
             };
             let delivered = span.as_ref().is_some_and(|s| s.messages > 0);
-            let (reason, clean, oversize) = match end {
+            let (reason, cause) = match end {
                 End::Quit => {
                     self.journal(span, "shutdown");
                     break;
                 }
-                End::Lost {
-                    reason,
-                    clean,
-                    oversize,
-                } => (reason, clean, oversize),
+                End::Lost { reason, cause } => (reason, cause),
                 // The server is going away and says so: reconnect at once.
                 End::GoingAway(reason) => {
                     self.journal(span, &reason);
                     self.stats.add(Count::PlannedReconnects, 1);
-                    log::info!("{}: {reason}; reconnecting at once", self.cfg.ws_url.url);
+                    log::info!(
+                        "{}: {reason}; reconnecting at once",
+                        self.cfg.connection.ws_url.url
+                    );
                     backoff.reset();
                     continue;
                 }
                 // Only inside a connection (see `sessions`).
-                End::Planned(reason) => (reason, true, false),
-                End::HandedOver | End::HandoverFailed => ("handover".into(), true, false),
+                End::Planned(reason) => (reason, Cause::ServerClosed),
+                End::HandedOver | End::HandoverFailed => ("handover".into(), Cause::ServerClosed),
             };
             self.journal(span, &reason);
-            let url = &self.cfg.ws_url.url;
-            if clean {
+            let url = &self.cfg.connection.ws_url.url;
+            if cause == Cause::ServerClosed {
                 log::info!("{url}: {reason}");
             } else {
                 log::warn!("{url}: {reason}");
                 self.stats.set_error(format!("{url}: {reason}"));
             }
-            if delivered && !oversize {
+            if delivered && cause != Cause::Oversize {
                 backoff.reset();
             }
             let delay = backoff.next_delay().max(retry_after.unwrap_or_default());
@@ -138,13 +136,13 @@ impl<'a> Reader<'a> {
         if self.stats.add(Count::Connects, 1) > 0 {
             self.stats.add(Count::Reconnects, 1);
         }
-        self.stats.connected.store(true, Relaxed);
-        log::info!("connected to {}", self.cfg.ws_url.url);
+        self.stats.set_connected(true);
+        log::info!("connected to {}", self.cfg.connection.ws_url.url);
         let end = match self.subscribe(&mut ws, &mut span) {
             Ok(()) => self.sessions(ws, &mut span),
             Err(end) => end,
         };
-        self.stats.connected.store(false, Relaxed);
+        self.stats.set_connected(false);
         (end, span)
     }
 
@@ -158,6 +156,7 @@ impl<'a> Reader<'a> {
             let subs: Vec<String> = if self.cfg.continuity.plans() {
                 let lines = &mut self.lines;
                 self.cfg
+                    .connection
                     .subscribe_messages
                     .iter()
                     .map(|t| lines.render(t))
@@ -218,7 +217,9 @@ impl<'a> Reader<'a> {
             self.lines.new_connection();
             let lines = &mut self.lines;
             let (new_ws, new_span, gate) = handed.take_over(self.cfg, self.stats, |text, ws| {
-                let ok = lines.accept(text);
+                let ok = lines.accept(crate::message::Frame::Text(text));
+                // A notice among them is the old connection's business, now done.
+                let _ = lines.take_notice();
                 if let Some(reply) = lines.take_reply() {
                     let _ = ws.send(Message::text(reply));
                 }
@@ -234,26 +235,22 @@ impl<'a> Reader<'a> {
     }
 
     fn subscribe(&mut self, ws: &mut Ws, span: &mut Span) -> Result<(), End> {
-        for (i, sub) in self.cfg.subscribe_messages.iter().enumerate() {
-            if i > 0 && !self.cfg.subscribe_interval.is_zero() {
+        for (i, sub) in self.cfg.connection.subscribe_messages.iter().enumerate() {
+            if i > 0 && !self.cfg.connection.subscribe_interval.is_zero() {
                 // Venues that limit subscribe messages (Bitget: 5 per 100 ms).
-                if !self.shutdown.sleep(self.cfg.subscribe_interval) {
+                if !self.shutdown.sleep(self.cfg.connection.subscribe_interval) {
                     return Err(End::Quit);
                 }
             }
             ws.send(Message::text(self.lines.render(sub)))
-                .map_err(|e| End::Lost {
-                    reason: format!("sending the subscribe message: {e}"),
-                    clean: false,
-                    oversize: false,
-                })?;
+                .map_err(|e| End::failed(format!("sending the subscribe message: {e}")))?;
         }
-        if !self.cfg.subscribe_messages.is_empty() {
+        if !self.cfg.connection.subscribe_messages.is_empty() {
             span.subscribed();
             if let Some(c) = self.coverage.as_mut() {
                 c.opened(span);
             }
-            log::info!("subscribed: {}", self.cfg.topics.join(", "));
+            log::info!("subscribed: {}", self.cfg.messages.topics.join(", "));
         }
         Ok(())
     }

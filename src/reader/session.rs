@@ -9,7 +9,6 @@
 
 use std::io::ErrorKind;
 use std::net::TcpStream;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tungstenite::protocol::frame::CloseFrame;
@@ -18,13 +17,15 @@ use tungstenite::{Error as WsError, Message};
 
 use super::connect::{Ws, tcp_of};
 use super::handover::{Admit, Gate, Poll};
-use super::lines::{LineSink, Shipped};
+use super::lines::LineSink;
 use super::plan;
 use super::stall::Stall;
+use crate::batch::Shipped;
+use crate::clock::unix_ms;
 use crate::config::{Config, Ping};
 use crate::journal::coverage::{Coverage, Span};
+use crate::message::Frame;
 use crate::shutdown::Shutdown;
-use crate::status::counters::unix_ms;
 use crate::status::{Count, Stats};
 
 /// Longest sleep between reads of a busy socket (bounds the added latency). Each
@@ -42,8 +43,8 @@ const CLOSE_WAIT: Duration = Duration::from_millis(300);
 
 /// The planned reconnect a notice starts (out of the per-message path).
 #[cold]
-fn planned(text: &str) -> End {
-    let preview: String = text.chars().take(80).collect();
+fn planned(text: &[u8]) -> End {
+    let preview: String = String::from_utf8_lossy(&text[..text.len().min(80)]).into();
     End::Planned(format!("notice {preview}"))
 }
 
@@ -55,11 +56,8 @@ pub(crate) enum End {
     Lost {
         /// Why, in one line.
         reason: String,
-        /// A close frame from the server: logged as information, not as an error.
-        clean: bool,
-        /// A message over max_message_bytes ended it: it will come again, so the
-        /// back-off must grow even though data arrived.
-        oversize: bool,
+        /// What kind of end it was: decides the log level and the back-off.
+        cause: Cause,
     },
     /// A close frame with code 1001 ("going away"): reconnect at once, no back-off.
     GoingAway(String),
@@ -72,12 +70,24 @@ pub(crate) enum End {
     HandoverFailed,
 }
 
+/// What ended a connection that is to be made again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// An error: a failed connect, a reset, a stale stream, a bad frame.
+    Failed,
+    /// A close frame from the server: logged as information, not as an error.
+    ServerClosed,
+    /// A message over max_message_bytes: it will come again, so the back-off must
+    /// grow even though data arrived.
+    Oversize,
+}
+
 impl End {
-    fn failed(reason: impl Into<String>) -> End {
+    /// A connection that failed for `reason`.
+    pub(crate) fn failed(reason: impl Into<String>) -> End {
         End::Lost {
             reason: reason.into(),
-            clean: false,
-            oversize: false,
+            cause: Cause::Failed,
         }
     }
 }
@@ -162,7 +172,7 @@ impl<'s, 'a> Session<'s, 'a> {
             wait: Wait::Coalescing,
             last_rx: now,
             last_drain: now,
-            next_ping: now + cfg.ping_interval,
+            next_ping: now + cfg.keep_alive.ping_interval,
             bytes: 0,
             got_frame: false,
             got_msg: false,
@@ -243,49 +253,26 @@ impl<'s, 'a> Session<'s, 'a> {
     fn on_message(&mut self, msg: Message) -> Result<(), End> {
         self.got_frame = true;
         match msg {
-            Message::Text(t) => {
-                self.bytes += t.len();
-                // The answer to our text ping (OKX, Bitget, BitMEX): traffic, not data.
-                if self.cfg.pong_text.as_deref() == Some(t.as_str()) {
-                    return Ok(());
-                }
+            Message::Text(_) | Message::Binary(_) => {
                 if let Some(g) = self.gate.as_mut() {
-                    match g.admit(t.as_ref(), self.stats) {
+                    match g.admit_message(&msg, self.stats) {
                         Admit::Write => {}
                         Admit::Skip => return Ok(()),
                         Admit::Stop => return Err(End::HandedOver),
                     }
                 }
-                if self.lines.accept(t.as_ref()) {
+                if self.data(&msg) {
                     self.got_msg = true;
-                    self.span.message();
                     self.send_reply()?;
-                    self.noticed(t.as_str())?;
+                    if self.lines.take_notice() && self.plans {
+                        return Err(planned(msg_bytes(&msg)));
+                    }
                 }
                 if self.lines.full() {
                     self.ship()?;
                     if self.shutdown.requested() {
                         return Err(self.close());
                     }
-                }
-            }
-            Message::Binary(b) => {
-                self.bytes += b.len();
-                if let Some(g) = self.gate.as_mut() {
-                    match g.admit_binary(&b, self.stats) {
-                        Admit::Write => {}
-                        Admit::Skip => return Ok(()),
-                        Admit::Stop => return Err(End::HandedOver),
-                    }
-                }
-                if self.lines.accept_binary(&b) {
-                    self.got_msg = true;
-                    self.span.message();
-                    self.send_reply()?;
-                    self.noticed("(binary frame)")?;
-                }
-                if self.lines.full() {
-                    self.ship()?;
                 }
             }
             Message::Close(frame) => {
@@ -306,8 +293,7 @@ impl<'s, 'a> Session<'s, 'a> {
                 }
                 return Err(End::Lost {
                     reason,
-                    clean: true,
-                    oversize: false,
+                    cause: Cause::ServerClosed,
                 });
             }
             // Ping (tungstenite queues the pong), pong, raw frame: traffic, nothing else.
@@ -316,14 +302,27 @@ impl<'s, 'a> Session<'s, 'a> {
         Ok(())
     }
 
-    /// A message matched `reconnect_on`: a planned reconnect, unless this connection
-    /// is already being replaced.
+    /// The one data path of text and binary frames, in the read loop and in the close
+    /// window alike: counts the bytes, lets the message mechanisms judge the frame and
+    /// appends its line. True if a message was accepted.
     #[inline]
-    fn noticed(&mut self, text: &str) -> Result<(), End> {
-        if self.lines.take_notice() && self.plans {
-            return Err(planned(text));
+    fn data(&mut self, msg: &Message) -> bool {
+        let frame = match msg {
+            Message::Text(t) => {
+                self.bytes += t.len();
+                Frame::Text(t.as_bytes())
+            }
+            Message::Binary(b) => {
+                self.bytes += b.len();
+                Frame::Binary(b)
+            }
+            _ => return false,
+        };
+        let accepted = self.lines.accept(frame);
+        if accepted {
+            self.span.message();
         }
-        Ok(())
+        accepted
     }
 
     /// Sends the reply to a heartbeat at once: venues drop a client that answers late.
@@ -361,10 +360,9 @@ impl<'s, 'a> Session<'s, 'a> {
             self.got_frame = false;
             self.paused = false;
             let ms = unix_ms();
-            self.stats.last_frame_ms.store(ms, Relaxed);
+            self.stats.received_at(ms, self.got_msg);
             if self.got_msg {
                 self.got_msg = false;
-                self.stats.last_message_ms.store(ms, Relaxed);
                 self.span.seen_until(ms);
             }
         }
@@ -372,7 +370,7 @@ impl<'s, 'a> Session<'s, 'a> {
             return Err(self.close());
         }
         let silent = now.duration_since(self.last_rx);
-        if silent >= self.cfg.stale_timeout {
+        if silent >= self.cfg.keep_alive.stale_timeout {
             return Err(End::failed(format!(
                 "stale: nothing received for {:.1}s",
                 silent.as_secs_f64()
@@ -389,7 +387,7 @@ impl<'s, 'a> Session<'s, 'a> {
             }
         }
         if let Some(g) = self.gate.as_mut() {
-            match g.poll(now, self.stats) {
+            match g.poll(now) {
                 Poll::Go => {}
                 Poll::Stop => return Err(End::HandedOver),
                 Poll::Failed => {
@@ -407,14 +405,14 @@ impl<'s, 'a> Session<'s, 'a> {
             c.tick(self.span, now);
         }
         if now >= self.next_ping {
-            let ping = match &self.cfg.ping {
+            let ping = match &self.cfg.keep_alive.ping {
                 Ping::Text(t) => Message::text(self.lines.render(t)),
                 Ping::Protocol => Message::Ping(Default::default()),
             };
             self.ws
                 .write(ping)
                 .map_err(|e| End::failed(format!("sending ping: {e}")))?;
-            self.next_ping = now + self.cfg.ping_interval;
+            self.next_ping = now + self.cfg.keep_alive.ping_interval;
         }
         match self.ws.flush() {
             Ok(()) => Ok(()),
@@ -428,7 +426,7 @@ impl<'s, 'a> Session<'s, 'a> {
         let now = Instant::now();
         let until_timer = self
             .next_ping
-            .min(self.last_rx + self.cfg.stale_timeout)
+            .min(self.last_rx + self.cfg.keep_alive.stale_timeout)
             .saturating_duration_since(now);
         let elapsed = now.duration_since(self.last_drain).as_secs_f64().max(1e-6);
         self.last_drain = now;
@@ -455,11 +453,10 @@ impl<'s, 'a> Session<'s, 'a> {
             return End::Lost {
                 reason: format!(
                     "{c}: a message is larger than max_message_bytes ({} bytes); raise max_message_bytes in {} to record it. Reconnecting with a growing delay, since it may come again",
-                    self.cfg.max_message_bytes,
+                    self.cfg.connection.max_message_bytes,
                     self.cfg.path.display()
                 ),
-                clean: false,
-                oversize: true,
+                cause: Cause::Oversize,
             };
         }
         End::failed(match e {
@@ -489,12 +486,11 @@ impl<'s, 'a> Session<'s, 'a> {
         }
         while Instant::now() < deadline {
             match self.ws.read() {
-                Ok(Message::Text(t)) => {
-                    if self.lines.accept(t.as_ref()) {
-                        self.span.message();
-                    }
+                // Recorded as in the read loop; no heartbeat reply: we are leaving.
+                Ok(msg) => {
+                    self.data(&msg);
+                    let _ = self.lines.take_reply();
                 }
-                Ok(_) => {}
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -503,5 +499,14 @@ impl<'s, 'a> Session<'s, 'a> {
         }
         self.lines.ship();
         End::Quit
+    }
+}
+
+/// The payload of a text or binary message.
+fn msg_bytes(msg: &Message) -> &[u8] {
+    match msg {
+        Message::Text(t) => t.as_bytes(),
+        Message::Binary(b) => b,
+        _ => b"",
     }
 }

@@ -4,11 +4,10 @@
 //! shipped to a topic file; when none came for `data_timeout`, the connection is
 //! ended and the reader reconnects and resubscribes.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use crate::clock::unix_ms;
 use crate::status::Stats;
-use crate::status::counters::unix_ms;
 
 /// The data timer of one connection.
 pub(crate) struct Stall {
@@ -47,7 +46,7 @@ impl Stall {
             self.since = now;
             let ms = unix_ms();
             self.last_ms = Some(ms);
-            stats.last_data_ms.store(ms, Relaxed);
+            stats.data_at(ms);
         } else if paused {
             self.since = now;
         }

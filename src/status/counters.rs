@@ -8,7 +8,9 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
+
+use crate::clock::unix_ms;
 
 use serde_json::{Value, json};
 
@@ -217,6 +219,76 @@ pub(crate) const COUNTERS: [CounterDef; 21] = [
     ),
 ];
 
+/// A figure that goes up and down (Prometheus gauges). The discriminant is the index
+/// into [`GAUGES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gauge {
+    /// 1 while the recorder runs.
+    Up,
+    /// Seconds since start.
+    Uptime,
+    /// 1 while connected.
+    Connected,
+    /// Messages in the channel to the writer.
+    QueueDepth,
+    /// The channel's capacity in messages.
+    QueueCapacity,
+    /// Seconds since the last accepted message (since start, before the first).
+    LastMessageAge,
+    /// Seconds since a line last reached a topic file (with `data_timeout`; else
+    /// since start).
+    LastDataAge,
+}
+
+/// How a gauge appears in the metrics file.
+pub(crate) struct GaugeDef {
+    /// The gauge.
+    pub(crate) gauge: Gauge,
+    /// Prometheus metric name.
+    pub(crate) metric: &'static str,
+    /// Prometheus help text.
+    pub(crate) help: &'static str,
+}
+
+/// Every gauge, in the order of [`Gauge`].
+pub(crate) const GAUGES: [GaugeDef; 7] = [
+    GaugeDef {
+        gauge: Gauge::Up,
+        metric: "wsrec_up",
+        help: "1 while the recorder runs.",
+    },
+    GaugeDef {
+        gauge: Gauge::Uptime,
+        metric: "wsrec_uptime_seconds",
+        help: "Seconds since the recorder started.",
+    },
+    GaugeDef {
+        gauge: Gauge::Connected,
+        metric: "wsrec_connected",
+        help: "1 while connected.",
+    },
+    GaugeDef {
+        gauge: Gauge::QueueDepth,
+        metric: "wsrec_queue_depth",
+        help: "Messages waiting for the writer.",
+    },
+    GaugeDef {
+        gauge: Gauge::QueueCapacity,
+        metric: "wsrec_queue_capacity",
+        help: "Channel capacity in messages.",
+    },
+    GaugeDef {
+        gauge: Gauge::LastMessageAge,
+        metric: "wsrec_last_message_age_seconds",
+        help: "Seconds since the last message.",
+    },
+    GaugeDef {
+        gauge: Gauge::LastDataAge,
+        metric: "wsrec_last_data_age_seconds",
+        help: "Seconds since a line last reached a topic file (tracked with data_timeout; else the uptime).",
+    },
+];
+
 impl Count {
     /// The counter's declaration.
     pub(crate) fn def(self) -> &'static CounterDef {
@@ -237,17 +309,17 @@ pub(crate) struct Stats {
     started_unix: f64,
     counts: [AtomicU64; COUNTERS.len()],
     /// Messages in the channel between reader and writer.
-    pub(crate) queue_depth: AtomicU64,
+    queue_depth: AtomicU64,
     queue_capacity: u64,
     /// Whether the reader holds an open connection.
-    pub(crate) connected: AtomicBool,
+    connected: AtomicBool,
     /// Unix time in ms of the last frame of any kind received (0 = none yet).
-    pub(crate) last_frame_ms: AtomicU64,
+    last_frame_ms: AtomicU64,
     /// Unix time in ms of the last message accepted (0 = none yet).
-    pub(crate) last_message_ms: AtomicU64,
+    last_message_ms: AtomicU64,
     /// Unix time in ms of the last line shipped to a topic file, kept with
     /// `data_timeout` (0 = none yet).
-    pub(crate) last_data_ms: AtomicU64,
+    last_data_ms: AtomicU64,
     /// `data_timeout` in seconds: data older than this is unhealthy.
     data_after_s: Option<f64>,
     /// Seconds after which a silent stream counts as stale (for the health verdict).
@@ -256,14 +328,6 @@ pub(crate) struct Stats {
     current_file: Mutex<String>,
     /// The last error seen by any thread.
     last_error: Mutex<String>,
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Stats {
@@ -292,6 +356,11 @@ impl Stats {
         self
     }
 
+    /// A line reached a topic file at `ms` (kept with `data_timeout`).
+    pub(crate) fn data_at(&self, ms: u64) {
+        self.last_data_ms.store(ms, Relaxed);
+    }
+
     /// Adds `n` to a counter; returns the value before.
     #[inline]
     pub(crate) fn add(&self, c: Count, n: u64) -> u64 {
@@ -301,6 +370,31 @@ impl Stats {
     /// A counter's value.
     pub(crate) fn get(&self, c: Count) -> u64 {
         self.counts[c as usize].load(Relaxed)
+    }
+
+    /// `n` messages entered the channel to the writer.
+    #[inline]
+    pub(crate) fn queue_in(&self, n: u64) {
+        self.queue_depth.fetch_add(n, Relaxed);
+    }
+
+    /// `n` messages left the channel (written, or given up).
+    #[inline]
+    pub(crate) fn queue_out(&self, n: u64) {
+        self.queue_depth.fetch_sub(n, Relaxed);
+    }
+
+    /// The reader holds an open connection, or no longer does.
+    pub(crate) fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Relaxed);
+    }
+
+    /// A frame of any kind arrived at Unix time `ms`; `message` if one was accepted.
+    pub(crate) fn received_at(&self, ms: u64, message: bool) {
+        self.last_frame_ms.store(ms, Relaxed);
+        if message {
+            self.last_message_ms.store(ms, Relaxed);
+        }
     }
 
     /// Remembers `err` as the last error.
@@ -390,6 +484,19 @@ impl Snapshot {
         self.counts[c as usize]
     }
 
+    /// A gauge's value.
+    pub(crate) fn gauge(&self, g: Gauge) -> f64 {
+        match g {
+            Gauge::Up => 1.0,
+            Gauge::Uptime => self.uptime_s,
+            Gauge::Connected => self.connected as u8 as f64,
+            Gauge::QueueDepth => self.queue_depth as f64,
+            Gauge::QueueCapacity => self.queue_capacity as f64,
+            Gauge::LastMessageAge => self.last_message_age_s.unwrap_or(self.uptime_s),
+            Gauge::LastDataAge => self.last_data_age_s.unwrap_or(self.uptime_s),
+        }
+    }
+
     fn rate_per_min(&self) -> f64 {
         if self.uptime_s > 0.0 {
             self.get(Count::Messages) as f64 / (self.uptime_s / 60.0)
@@ -414,7 +521,7 @@ impl Snapshot {
         self.connected && fresh && data
     }
 
-    /// The seed's status line: `Uptime: 12m34s | Total Msgs: 152340 | Rate: 7260.12 msg/min`.
+    /// The Go streamer's status line: `Uptime: 12m34s | Total Msgs: 152340 | Rate: 7260.12 msg/min`.
     pub(crate) fn line(&self) -> String {
         format!(
             "Uptime: {} | Total Msgs: {} | Rate: {:.2} msg/min",
@@ -472,7 +579,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_line_format() {
+    fn go_streamer_line_format() {
         let s = Stats::new(10, 60.0);
         s.add(Count::Messages, 152_340);
         let line = s.snapshot().line();

@@ -1,11 +1,12 @@
 //! The Prometheus text-format file for node_exporter's textfile collector: the
-//! counters of [`COUNTERS`] and a few gauges, rewritten atomically (temp file + rename).
+//! counters of [`COUNTERS`] and the gauges of [`GAUGES`], rewritten atomically (temp
+//! file + rename).
 
 use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use super::counters::{COUNTERS, Snapshot};
+use super::counters::{COUNTERS, GAUGES, Snapshot};
 
 /// Renders the snapshot in the Prometheus text exposition format.
 fn render(s: &Snapshot) -> String {
@@ -13,42 +14,10 @@ fn render(s: &Snapshot) -> String {
     let head = |out: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
-    let gauges: [(&str, &str, f64); 7] = [
-        ("wsrec_up", "1 while the recorder runs.", 1.0),
-        (
-            "wsrec_uptime_seconds",
-            "Seconds since the recorder started.",
-            s.uptime_s,
-        ),
-        (
-            "wsrec_connected",
-            "1 while connected.",
-            s.connected as u8 as f64,
-        ),
-        (
-            "wsrec_queue_depth",
-            "Messages waiting for the writer.",
-            s.queue_depth as f64,
-        ),
-        (
-            "wsrec_queue_capacity",
-            "Channel capacity in messages.",
-            s.queue_capacity as f64,
-        ),
-        (
-            "wsrec_last_message_age_seconds",
-            "Seconds since the last message.",
-            s.last_message_age_s.unwrap_or(s.uptime_s),
-        ),
-        (
-            "wsrec_last_data_age_seconds",
-            "Seconds since a line last reached a topic file (tracked with data_timeout; else the uptime).",
-            s.last_data_age_s.unwrap_or(s.uptime_s),
-        ),
-    ];
-    for (name, help, v) in gauges {
-        head(&mut out, name, "gauge", help);
-        let _ = writeln!(out, "{name} {v}");
+    for (i, g) in GAUGES.iter().enumerate() {
+        debug_assert_eq!(g.gauge as usize, i);
+        head(&mut out, g.metric, "gauge", g.help);
+        let _ = writeln!(out, "{} {}", g.metric, s.gauge(g.gauge));
     }
     // Counters sharing a metric (by reason) go under one HELP/TYPE header.
     for (i, d) in COUNTERS.iter().enumerate() {
@@ -106,6 +75,36 @@ mod tests {
         );
         for d in &COUNTERS {
             assert!(text.contains(d.metric), "{}", d.metric);
+        }
+    }
+
+    /// docs/status-and-metrics.md names every metric and `reason` label declared here,
+    /// and none that is not.
+    #[test]
+    fn the_documented_metrics_are_the_declared_ones() {
+        let doc = include_str!("../../docs/status-and-metrics.md");
+        let mut declared: Vec<&str> = COUNTERS
+            .iter()
+            .map(|d| d.metric)
+            .chain(GAUGES.iter().map(|g| g.metric))
+            .collect();
+        declared.sort();
+        declared.dedup();
+        let mut documented: Vec<&str> = doc
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("wsrec_"))
+            .collect();
+        documented.sort();
+        documented.dedup();
+        assert_eq!(
+            documented, declared,
+            "docs/status-and-metrics.md vs COUNTERS and GAUGES"
+        );
+        for r in COUNTERS.iter().filter_map(|d| d.reason) {
+            assert!(
+                doc.contains(&format!("\"{r}\"")),
+                "docs/status-and-metrics.md does not name reason \"{r}\""
+            );
         }
     }
 }

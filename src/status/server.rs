@@ -1,4 +1,4 @@
-//! The status socket server: answers each connection with the status (the seed's line,
+//! The status socket server: answers each connection with the status (the Go streamer's line,
 //! or JSON when asked with `json\n`).
 //!
 //! One thread serves every client with `poll`, so a client that connects and sends
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use super::counters::Stats;
 use crate::error::Fatal;
 use crate::shutdown::Shutdown;
+use crate::status::Report;
 
 /// How long a client has to send its request before it gets the plain line.
 const REQUEST_WAIT: Duration = Duration::from_millis(200);
@@ -105,7 +106,7 @@ impl StatusServer {
     }
 
     /// Serves until the shutdown releases the status thread.
-    pub(crate) fn serve(&mut self, stats: &Stats, shutdown: &Shutdown) {
+    pub(crate) fn serve(&mut self, stats: &Stats, shutdown: &Shutdown, report: &mut Report) {
         let mut clients: Vec<Client> = Vec::new();
         let mut next_check = Instant::now() + PATH_CHECK;
         loop {
@@ -113,6 +114,7 @@ impl StatusServer {
             let until = clients
                 .iter()
                 .map(|c| c.deadline)
+                .chain(report.due())
                 .fold(next_check, Instant::min);
             let mut fds = Vec::with_capacity(2 + clients.len());
             fds.push(pollfd(shutdown.wake_socket().as_raw_fd()));
@@ -151,6 +153,7 @@ impl StatusServer {
                 next_check = Instant::now() + PATH_CHECK;
                 self.rebind_if_gone();
             }
+            report.tick(stats);
         }
     }
 
@@ -246,7 +249,7 @@ impl Client {
     }
 
     /// The request is optional: a client that sends nothing (or closes its side, as
-    /// `socat` does) gets the seed's line. The answer fits in the socket buffer, so a
+    /// `socat` does) gets the Go streamer's line. The answer fits in the socket buffer, so a
     /// non-blocking write either takes it whole or the client is not reading anyway.
     fn answer(&mut self, stats: &Stats) {
         let snap = stats.snapshot();

@@ -1,7 +1,7 @@
 //! The writer thread: takes batches off the channel and appends them to the period's
 //! files; rotates and closes files at the end of each period; retries failed writes
 //! with back-off, holding the batch (and so, through the bounded channel, pausing the
-//! reader) until the disk takes it; logs the status line on its interval.
+//! reader) until the disk takes it.
 //!
 //! About once a second it checks that each open file's path still leads to it: a file
 //! deleted with output_dir, or moved away, is noticed within a few seconds, and writing
@@ -14,18 +14,16 @@ mod hourfile;
 
 use std::fs;
 use std::io;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 
 use crate::batch::{Batch, Dest, POOL_MAX_BUFFER, WriterSide};
 use crate::clock::{self, Periods, Timing};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Output};
 use crate::message::route;
 use crate::ratelimit::RateLimited;
 use crate::shutdown::Shutdown;
-use crate::status::metrics;
 use crate::status::{Count, Stats};
 use hourfile::{HourFile, PathState};
 
@@ -43,7 +41,7 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// Creates `output_dir` if needed and proves it writable with a probe file; called
 /// when recording starts (loading the config touches nothing).
 pub(crate) fn prepare_output_dir(cfg: &Config) -> Result<(), ConfigError> {
-    let dir = &cfg.output_dir;
+    let dir = &cfg.output.output_dir;
     fs::create_dir_all(dir).map_err(|e| {
         cfg.error(
             "output_dir",
@@ -63,7 +61,7 @@ pub(crate) fn prepare_output_dir(cfg: &Config) -> Result<(), ConfigError> {
 
 /// The writer thread's state.
 pub(crate) struct Writer<'a> {
-    cfg: &'a Config,
+    output: &'a Output,
     stats: &'a Stats,
     shutdown: &'a Shutdown,
     side: WriterSide,
@@ -77,7 +75,6 @@ pub(crate) struct Writer<'a> {
     last_closed: Option<u64>,
     /// Open files of that period (usually one; one per topic in multi-topic mode).
     files: Vec<(Dest, HourFile)>,
-    next_status: Option<Instant>,
     /// When the open files' paths are checked next.
     next_check: Instant,
     /// The lowest period that may be opened: the newest hour on disk, or the one
@@ -89,22 +86,21 @@ pub(crate) struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    /// A writer for `cfg` fed by `side`.
+    /// A writer of `output` for `topics`, fed by `side`.
     pub(crate) fn new(
-        cfg: &'a Config,
+        output: &'a Output,
+        topics: &[String],
         stats: &'a Stats,
         shutdown: &'a Shutdown,
         side: WriterSide,
         timing: Timing,
     ) -> Writer<'a> {
-        let next_status = cfg.status_interval.map(|i| Instant::now() + i);
         Writer {
-            cfg,
+            output,
             stats,
             shutdown,
             side,
-            names: cfg
-                .topics
+            names: topics
                 .iter()
                 .map(|t| route::file_name(t))
                 .chain([CONTROL.to_string()])
@@ -114,7 +110,6 @@ impl<'a> Writer<'a> {
             period: None,
             last_closed: None,
             files: Vec::new(),
-            next_status,
             next_check: Instant::now() + PATH_CHECK,
             floor: 0,
             warned_behind: None,
@@ -128,9 +123,7 @@ impl<'a> Writer<'a> {
             let deadline = self.next_deadline();
             match self.side.rx.recv_deadline(deadline) {
                 Ok(batch) => {
-                    self.stats
-                        .queue_depth
-                        .fetch_sub(batch.lines as u64, Relaxed);
+                    self.stats.queue_out(batch.lines as u64);
                     self.write_batch(batch);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -139,7 +132,6 @@ impl<'a> Writer<'a> {
             self.on_timers();
         }
         self.close_files();
-        self.write_metrics();
         log::info!("writer: all lines written, files closed");
     }
 
@@ -149,9 +141,6 @@ impl<'a> Writer<'a> {
         if let Some(p) = self.period {
             let end = Duration::from_secs(p) + self.periods.len() + self.close_grace;
             deadline = deadline.min(now + end.saturating_sub(clock::now()));
-        }
-        if let Some(s) = self.next_status {
-            deadline = deadline.min(s);
         }
         if !self.files.is_empty() {
             deadline = deadline.min(self.next_check);
@@ -169,21 +158,6 @@ impl<'a> Writer<'a> {
         if Instant::now() >= self.next_check {
             self.next_check = Instant::now() + PATH_CHECK;
             self.check_paths();
-        }
-        if let (Some(at), Some(every)) = (self.next_status, self.cfg.status_interval) {
-            if Instant::now() >= at {
-                log::info!("{}", self.stats.snapshot().line());
-                self.write_metrics();
-                self.next_status = Some(Instant::now() + every);
-            }
-        }
-    }
-
-    fn write_metrics(&self) {
-        if let Some(path) = &self.cfg.metrics_file {
-            if let Err(e) = metrics::write_file(path, &self.stats.snapshot()) {
-                log::warn!("metrics_file {}: {e}", path.display());
-            }
         }
     }
 
@@ -253,7 +227,7 @@ impl<'a> Writer<'a> {
 
     /// Creates output_dir again when it is gone (an `rm -rf`, a disk that went away).
     fn ensure_dir(&self) -> io::Result<()> {
-        let dir = &self.cfg.output_dir;
+        let dir = &self.output.output_dir;
         if dir.is_dir() {
             return Ok(());
         }
@@ -280,20 +254,20 @@ impl<'a> Writer<'a> {
             let what = if newest > batch_period {
                 format!(
                     "the clock ({}) is behind the newest hour file in {} ({})",
-                    utc(clock::now().as_secs()),
-                    self.cfg.output_dir.display(),
-                    utc(newest)
+                    clock::rfc3339_secs(clock::now().as_secs()),
+                    self.output.output_dir.display(),
+                    clock::rfc3339_secs(newest)
                 )
             } else {
                 format!(
                     "the clock's hour ({}) is already compressed in {}",
-                    utc(batch_period),
-                    self.cfg.output_dir.display()
+                    clock::rfc3339_secs(batch_period),
+                    self.output.output_dir.display()
                 )
             };
             log::warn!(
                 "{what}: is the time synchronised yet? Writing to the {} hour until the clock reaches it",
-                utc(wanted)
+                clock::rfc3339_secs(wanted)
             );
         }
         match (self.period, self.last_closed) {
@@ -317,7 +291,7 @@ impl<'a> Writer<'a> {
 
     /// The lowest period that may be opened, from the files on disk.
     fn scan_floor(&self) -> u64 {
-        match closed::newest(&self.cfg.output_dir, &self.names) {
+        match closed::newest(&self.output.output_dir, &self.names) {
             Some(n) if n.compressed => n.period + self.periods.len().as_secs(),
             Some(n) => n.period,
             None => 0,
@@ -326,7 +300,7 @@ impl<'a> Writer<'a> {
 
     /// The newest hour on disk, for the warning (the floor, or the hour before it).
     fn floor_newest(&self) -> u64 {
-        closed::newest(&self.cfg.output_dir, &self.names).map_or(self.floor, |n| n.period)
+        closed::newest(&self.output.output_dir, &self.names).map_or(self.floor, |n| n.period)
     }
 
     fn write_batch(&mut self, batch: Batch) {
@@ -413,7 +387,7 @@ impl<'a> Writer<'a> {
                 }
                 .clone();
                 let mut period = self.period.unwrap_or(0);
-                let mut path = hourfile::path_for(&self.cfg.output_dir, &prefix, period);
+                let mut path = hourfile::path_for(&self.output.output_dir, &prefix, period);
                 while closed::compressed(&path) {
                     // Compressed by cron: closed for good. Every file of this period
                     // moves on to the next one, so that all stay in one period.
@@ -421,13 +395,13 @@ impl<'a> Writer<'a> {
                     log::warn!(
                         "{} is compressed, so its hour is closed; writing to the next hour ({}) instead",
                         path.display(),
-                        utc(next)
+                        clock::rfc3339_secs(next)
                     );
                     self.close_files();
                     self.period = Some(next);
                     self.floor = self.floor.max(next);
                     period = next;
-                    path = hourfile::path_for(&self.cfg.output_dir, &prefix, period);
+                    path = hourfile::path_for(&self.output.output_dir, &prefix, period);
                 }
                 self.ensure_dir()?;
                 let f = HourFile::open(path.clone()).map_err(|e| {
@@ -443,15 +417,4 @@ impl<'a> Writer<'a> {
         f.append(bytes)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.path().display())))
     }
-}
-
-/// `2026-11-25T03:00:00Z` for a Unix time, for log lines people read.
-fn utc(unix_secs: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix_secs as i64)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix_secs.to_string())
 }

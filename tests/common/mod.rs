@@ -5,16 +5,59 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::ops::Range;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
+
+/// Fails the test, in one line, because something it needs is missing. A test never
+/// skips: a skipped test shows `ok` and proves nothing. `scripts/install-test-deps`
+/// installs every tool and package the tests use; a few tests also need root (mounts).
+pub fn missing(what: &str) -> ! {
+    panic!(
+        "test dependency missing: {what} (run scripts/install-test-deps, as root for the mount tests)"
+    )
+}
+
+/// `cmd --version` (or `arg`) runs and succeeds; else the test fails naming `cmd`.
+pub fn require_command(cmd: &str, arg: &str) {
+    let ok = Command::new(cmd)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        missing(&format!("`{cmd} {arg}` does not run"));
+    }
+}
+
+/// python3 with the `websockets` package; else the test fails.
+pub fn require_python_websockets() {
+    let ok = Command::new("python3")
+        .args(["-c", "import websockets"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        missing("python3 with the websockets package");
+    }
+}
+
+/// The tests run as root (bind mounts, tmpfs, mount namespaces); else the test fails.
+pub fn require_root(why: &str) {
+    if unsafe { libc::geteuid() } != 0 {
+        missing(&format!("root, to {why}"));
+    }
+}
 
 /// The binary under test: `WSREC_BIN` when set (scripts/static-build runs the tests
 /// against the static build that way), else the one cargo built.
@@ -343,10 +386,12 @@ fn proc_field(pid: i32, key: &str) -> u64 {
 }
 
 /// A TCP server on 127.0.0.1 calling `handler(connection_index, stream)` for each
-/// connection, one after another on its own thread.
+/// connection, one after another on its own thread. It notes when each connection
+/// was accepted (`connect_times`), for tests of back-off and reconnect timing.
 pub struct Server {
     pub addr: SocketAddr,
     pub accepted: Arc<AtomicUsize>,
+    times: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Server {
@@ -354,15 +399,27 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let (count, t) = (accepted.clone(), times.clone());
         thread::spawn(move || {
             for (i, stream) in listener.incoming().enumerate() {
                 let Ok(stream) = stream else { continue };
+                t.lock().unwrap().push(Instant::now());
                 count.fetch_add(1, SeqCst);
                 handler(i, stream);
             }
         });
-        Server { addr, accepted }
+        Server {
+            addr,
+            accepted,
+            times,
+        }
+    }
+
+    /// A server that subscribes every connection, sends it messages `range` and
+    /// holds it (`send_and_hold`).
+    pub fn sending(range: Range<u64>) -> Server {
+        Server::start(move |_, stream| send_and_hold(stream, range.clone()))
     }
 
     pub fn url(&self) -> String {
@@ -371,6 +428,11 @@ impl Server {
 
     pub fn connections(&self) -> usize {
         self.accepted.load(SeqCst)
+    }
+
+    /// When each connection so far was accepted, in order.
+    pub fn connect_times(&self) -> Vec<Instant> {
+        self.times.lock().unwrap().clone()
     }
 }
 
@@ -410,13 +472,21 @@ pub fn hold(mut ws: WebSocket<TcpStream>) {
     thread::spawn(move || while ws.read().is_ok() {});
 }
 
+/// Accepts a plain WebSocket, reads the subscribe message, sends messages `range` and
+/// holds the connection (`hold`): the server most tests need.
+pub fn send_and_hold(stream: TcpStream, range: Range<u64>) {
+    let (mut ws, _) = accept_subscribed(stream);
+    send_range(&mut ws, range);
+    hold(ws);
+}
+
 /// A data message with sequence number `seq` for topic `t`, about 100 bytes.
 pub fn msg(seq: u64) -> String {
     format!(r#"{{"topic":"t","seq":{seq},"data":[{{"p":"67011.5","v":"0.001","S":"Buy"}}]}}"#)
 }
 
 /// Sends messages `range` and flushes.
-pub fn send_range<S: Read + Write>(ws: &mut WebSocket<S>, range: std::ops::Range<u64>) {
+pub fn send_range<S: Read + Write>(ws: &mut WebSocket<S>, range: Range<u64>) {
     for i in range {
         ws.write(Message::text(msg(i))).unwrap();
     }
@@ -461,4 +531,72 @@ pub fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
+}
+
+/// A server that sends to each connection as fast as `rate` msgs/s allows, with one
+/// sequence counter across connections, until the client goes away.
+pub fn paced_server(rate: u64, next: Arc<AtomicU64>) -> Server {
+    Server::start(move |_, stream| {
+        let next = next.clone();
+        thread::spawn(move || {
+            let (mut ws, _) = accept_subscribed(stream);
+            let start = Instant::now();
+            let mut sent = 0u64;
+            loop {
+                let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+                if sent >= due {
+                    thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                let burst = (due - sent).min(1000);
+                for _ in 0..burst {
+                    let seq = next.fetch_add(1, SeqCst);
+                    if ws.write(Message::text(msg(seq))).is_err() {
+                        return;
+                    }
+                }
+                sent += burst;
+                if ws.flush().is_err() {
+                    return;
+                }
+            }
+        });
+    })
+}
+
+/// Every line of every file parses and each file ends with a newline; seqs increase.
+pub fn assert_whole_and_increasing(s: &Setup) -> Vec<u64> {
+    let seqs = s.seqs(); // panics on a line that does not parse or a partial tail
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "no duplicates, in order"
+    );
+    seqs
+}
+
+/// Waits until the wall clock is at least `margin` seconds into a period of `period`
+/// seconds and at least `margin` seconds before its end.
+pub fn mid_period(period: u64, margin: f64) {
+    wait_until(
+        Duration::from_secs(period + 5),
+        "the middle of a period",
+        || {
+            let into = unix_now() % period as f64;
+            into >= margin && into <= period as f64 - margin
+        },
+    );
+}
+
+/// A server that subscribes each client and sends it `n` messages, then holds the
+/// connection open (reading, so pings get pongs) until the client leaves.
+pub fn feed(n: u64, subs: mpsc::Sender<String>) -> Server {
+    Server::start(move |_, stream| {
+        let subs = subs.clone();
+        thread::spawn(move || {
+            let (mut ws, sub) = accept_subscribed(stream);
+            let _ = subs.send(sub);
+            send_range(&mut ws, 0..n);
+            hold(ws);
+        });
+    })
 }

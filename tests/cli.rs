@@ -1,13 +1,14 @@
-//! Command line and config validation, against the real binary.
+//! The command line and config validation, and the quick start: flags, `--help`/`--version`,
+//! config errors (exit 2, one line), the default `config.json`, the shipped example config.
 
-mod common;
-
+use crate::common::*;
+use serde_json::{Value, json};
 use std::fs;
-use std::process::Command;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-use common::*;
-use serde_json::json;
 
 fn run(args: &[&str]) -> (i32, String, String, Duration) {
     let t = Instant::now();
@@ -176,4 +177,127 @@ fn the_shipped_config_json_is_valid() {
     let (code, _, err, _) = run(&["--config", cfg.to_str().unwrap(), "--status"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("s.sock"), "{err}");
+}
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The example feed, from cargo's own build of this package (next to the `wsrec` that
+/// cargo built for these tests), never next to `bin()`: `WSREC_BIN` may be a static or
+/// cross-built binary, or a qemu wrapper, anywhere.
+fn feed_binary() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_wsrec")).parent().unwrap();
+    let feed = dir.join("examples/feed");
+    if !feed.exists() {
+        // `cargo test` builds the examples; a filtered run (`--test quickstart`) does not.
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--example", "feed"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.ends_with("release") {
+            cargo.arg("--release");
+        }
+        let st = cargo.status().unwrap();
+        assert!(st.success(), "cargo build --example feed failed: {st}");
+    }
+    assert!(
+        feed.exists(),
+        "{} is missing after the build",
+        feed.display()
+    );
+    feed
+}
+
+#[test]
+fn quick_start_records_from_the_example_feed() {
+    let feed = feed_binary();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _feed = Kill(
+        Command::new(&feed)
+            .args([port.to_string(), "200".into()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let shipped: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/local.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let url = format!("ws://127.0.0.1:{port}/");
+    assert_eq!(shipped["ws_url"], "ws://127.0.0.1:9001/");
+    let s = Setup::new(
+        "quickstart",
+        &url,
+        json!({"topic": shipped["topic"], "log_to_stdout": true, "reconnect_initial_delay": 0.1}),
+    );
+    let mut rec = s.start();
+    wait_until(Duration::from_secs(15), "100 trades", || {
+        s.lines("publicTrade.BTCUSDT").len() > 100
+    });
+    rec.term();
+    assert_eq!(
+        rec.wait_exit(Duration::from_secs(3)).unwrap().code(),
+        Some(0)
+    );
+    let lines = s.lines("publicTrade.BTCUSDT");
+    assert!(
+        lines[0].contains(r#""op":"subscribe""#),
+        "the ack is kept: {}",
+        lines[0]
+    );
+    let v: Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(v["topic"], "publicTrade.BTCUSDT");
+    assert!(rec.stdout_text().contains("subscribed"));
+}
+
+fn records_with(flag: &[&str]) {
+    let (tx, rx) = mpsc::channel();
+    let server = feed(100, tx);
+    let s = Setup::new("flags", &server.url(), json!({}));
+    let mut rec = s.start_with(flag, &[]);
+    let sub = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(sub, r#"{"op":"subscribe","args":["t"]}"#);
+    wait_until(Duration::from_secs(10), "100 lines", || {
+        s.seqs().len() == 100
+    });
+    rec.term();
+    assert!(rec.wait_exit(Duration::from_secs(3)).unwrap().success());
+    assert_eq!(s.seqs(), (0..100).collect::<Vec<_>>());
+}
+
+#[test]
+fn seed_flag_spellings_record() {
+    records_with(&["--config"]);
+    records_with(&["-config"]);
+    records_with(&["-config="]);
+    records_with(&["--config="]);
+}
+
+#[test]
+fn debug_logs_to_stdout() {
+    let (tx, _rx) = mpsc::channel();
+    let server = feed(1, tx);
+    let s = Setup::new("debug", &server.url(), json!({}));
+    let mut rec = s.start_with(&["--debug", "--config"], &[]);
+    wait_until(Duration::from_secs(10), "1 line", || s.seqs().len() == 1);
+    wait_until(Duration::from_secs(5), "log on stdout", || {
+        rec.stdout_text().contains("connected to")
+    });
+    rec.term();
+    assert_eq!(
+        rec.wait_exit(Duration::from_secs(3)).unwrap().code(),
+        Some(0)
+    );
+    assert!(rec.stdout_text().contains("DEBUG") || rec.stdout_text().contains("subscribed"));
 }
