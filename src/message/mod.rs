@@ -242,8 +242,9 @@ impl<'a> Judge<'a> {
         if !heartbeats.is_empty() {
             *reply = heartbeats.reply(msg, found, counter);
         }
-        if !lookups.reconnect_on.is_empty() {
-            *notice = lookups.reconnect_on.matches(msg, found);
+        // Set here, cleared by take_notice: no store per message on the common path.
+        if !lookups.reconnect_on.is_empty() && lookups.reconnect_on.matches(msg, found) {
+            *notice = true;
         }
         let dest = router.dest(msg, found);
         Verdict::Keep {
@@ -264,7 +265,11 @@ impl<'a> Judge<'a> {
     /// Whether the last kept message announced a close (`reconnect_on`); clears it.
     #[inline]
     pub(crate) fn take_notice(&mut self) -> bool {
-        std::mem::take(&mut self.notice)
+        if self.notice {
+            self.notice = false;
+            return true;
+        }
+        false
     }
 
     /// A template's text now (placeholders filled in).
