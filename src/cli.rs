@@ -2,6 +2,8 @@
 
 use argh::FromArgs;
 
+use crate::exit_codes::Exit;
+
 /// Records a WebSocket stream, verbatim, to hourly JSONL files.
 #[derive(FromArgs, Debug)]
 pub(crate) struct Args {
@@ -63,6 +65,13 @@ pub(crate) struct GapsArgs {
     /// a gap shorter than this many seconds is not reported (default 1)
     #[argh(option, default = "1.0")]
     pub(crate) min_gap: f64,
+    /// print one JSON object per gap and line (start, end, seconds, kind, topic,
+    /// start_ms, end_ms), without the summary
+    #[argh(switch)]
+    pub(crate) json: bool,
+    /// print the gaps as CSV with a header line (the same columns), without the summary
+    #[argh(switch)]
+    pub(crate) csv: bool,
 }
 
 /// Options that take a value: the word after one is that value, never a flag.
@@ -112,11 +121,11 @@ pub(crate) fn parse() -> Args {
         Err(early) => match early.status {
             Ok(()) => {
                 print!("{}", early.output);
-                std::process::exit(0)
+                std::process::exit(i32::from(u8::from(Exit::Success)))
             }
             Err(()) => {
                 eprintln!("{}", usage_error(&early.output, &rest));
-                std::process::exit(2)
+                std::process::exit(i32::from(u8::from(Exit::Usage)))
             }
         },
     }

@@ -174,8 +174,13 @@ fn heartbeat_replies_go_out_within_a_second_during_a_flood() {
     );
     let mut rec = s.start();
     wait_until(Duration::from_secs(60), "200,000 lines", || {
-        s.lines("t").len() == 200_000
+        s.complete_lines("t") == 200_000
     });
+    assert_eq!(
+        s.lines("t").len(),
+        200_000,
+        "every line whole once all are in"
+    );
     wait_until(Duration::from_secs(5), "10 pongs", || {
         delays.lock().unwrap().len() == 10
     });

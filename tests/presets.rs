@@ -7,13 +7,15 @@
 //! Each test passes when one connection was held for the whole test (at least three
 //! keep-alive timeouts), the sim dropped nothing, every data message the sim sent is
 //! verbatim and in order in its topic's file (decoded, for gzip frames), every
-//! control message is in `_control`, and nothing the recorder must not write (text
-//! pongs) was written or counted as rejected.
+//! message the venue sends about the subscription (acks, errors, welcomes, notices,
+//! heartbeats) is in `_control` even when it carries the routing fields, every line
+//! of every topic file has the shape of that topic's data, and nothing the recorder
+//! must not write (text pongs, a plain-text greeting) was written or counted as
+//! rejected.
 //!
-//! Without python3 and its `websockets` package the tests skip, saying why
-//! (`scripts/install-test-deps` installs it).
-
-mod common;
+//! Without python3 and its `websockets` package the tests FAIL, saying why
+//! (`scripts/install-test-deps` installs it): a preset nobody ran against its venue's
+//! imitation is not tested.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// The scale of every venue duration (keep-alive rules in the sim, ping_interval and
@@ -52,21 +54,6 @@ fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn python_ok() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import websockets"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!(
-            "skipped: python3 with the websockets package is not available (scripts/install-test-deps installs it)"
-        );
-    }
-    ok
-}
-
 /// A running tests/venues/sim.py; killed when dropped.
 struct Sim {
     child: Child,
@@ -83,7 +70,7 @@ impl Drop for Sim {
 }
 
 impl Sim {
-    fn start(dir: &Path, venue: &str, scale: f64) -> Sim {
+    fn start(dir: &Path, venue: &str, scale: f64, quirk: &str) -> Sim {
         let port_file = dir.join("sim.port");
         let record = dir.join("sim.record.jsonl");
         let stderr = dir.join("sim.stderr");
@@ -96,6 +83,8 @@ impl Sim {
             .arg(&record)
             .arg("--scale")
             .arg(scale.to_string())
+            .arg("--quirk")
+            .arg(quirk)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&stderr).unwrap())
@@ -220,18 +209,25 @@ struct Case {
     /// The longest keep-alive timeout the sim enforces, in venue seconds.
     timeout: f64,
     scale: f64,
+    /// A departure from the venue's behaviour for the sim (`--quirk`).
+    quirk: &'static str,
     edit: fn(&mut Value),
-    extra: fn(&[Value]),
+    /// Whether a line of topic `.0`'s file has the shape of that topic's data.
+    shape: fn(&str, &Value) -> bool,
+    /// More checks on the sim's record and the recorder's files.
+    extra: fn(&[Value], &Run),
 }
 
 impl Case {
-    fn new(name: &'static str, timeout: f64) -> Case {
+    fn new(name: &'static str, timeout: f64, shape: fn(&str, &Value) -> bool) -> Case {
         Case {
             name,
             timeout,
             scale: S,
+            quirk: "",
             edit: |_| {},
-            extra: |_| {},
+            shape,
+            extra: |_, _| {},
         }
     }
 }
@@ -243,10 +239,8 @@ struct Run {
     cfg: Value,
 }
 
-fn start(case: &Case) -> Option<Run> {
-    if !python_ok() {
-        return None;
-    }
+fn start(case: &Case) -> Run {
+    require_python_websockets();
     let out = init(&[case.name]);
     assert!(
         out.status.success(),
@@ -267,7 +261,7 @@ fn start(case: &Case) -> Option<Run> {
     (case.edit)(&mut cfg);
 
     let dir = TempDir::new(&format!("preset-{}", case.name));
-    let sim = Sim::start(dir.path(), case.name, case.scale);
+    let sim = Sim::start(dir.path(), case.name, case.scale, case.quirk);
     let setup = Setup {
         out: dir.path().join("out"),
         config: dir.path().join("config.json"),
@@ -294,12 +288,12 @@ fn start(case: &Case) -> Option<Run> {
         &["--config".to_string(), setup.config.display().to_string()],
         &env,
     );
-    Some(Run {
+    Run {
         setup,
         sim,
         rec,
         cfg,
-    })
+    }
 }
 
 impl Run {
@@ -421,7 +415,7 @@ fn tail(s: &str, n: usize) -> &str {
 }
 
 fn run_case(case: Case) {
-    let Some(mut run) = start(&case) else { return };
+    let mut run = start(&case);
     let hold = (3.0 * case.timeout * case.scale).max(4.0);
     run.hold(Duration::from_secs_f64(hold));
     let (events, snap) = run.stop();
@@ -489,10 +483,23 @@ fn run_case(case: Case) {
         None => vec![run.cfg["topic"].as_str().unwrap().to_string()],
     };
     for t in &topics {
-        let n = run.lines(t).len();
-        assert!(n >= 10, "{t}: only {n} lines in its own file{ctx}");
+        let lines = run.lines(t);
+        assert!(
+            lines.len() >= 10,
+            "{t}: only {} lines in its own file{ctx}",
+            lines.len()
+        );
+        // Data only: an ack, error or notice in a topic file fails here.
+        for (i, l) in lines.iter().enumerate() {
+            let v: Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{t} line {i} is not JSON ({e}): {l:.300}{ctx}"));
+            assert!(
+                (case.shape)(t, &v),
+                "{t} line {i} is not {t} data:\n {l:.300}{ctx}"
+            );
+        }
     }
-    (case.extra)(&events);
+    (case.extra)(&events, &run);
 }
 
 fn recv_texts(events: &[Value]) -> Vec<String> {
@@ -502,55 +509,73 @@ fn recv_texts(events: &[Value]) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn preset_bybit() {
-    run_case(Case {
-        extra: |ev| {
+fn lines_of(run: &Run, topic: &str) -> usize {
+    run.lines(topic).len()
+}
+
+fn has_event(v: &Value) -> bool {
+    v.get("event").is_some()
+}
+
+/// One test per preset: `name: Case`.
+macro_rules! preset_tests {
+    ($($test:ident: $case:expr;)*) => {
+        $(
+            #[test]
+            fn $test() {
+                run_case($case);
+            }
+        )*
+    };
+}
+
+preset_tests! {
+    preset_bybit: Case {
+        extra: |ev, _| {
             let pings = recv_texts(ev)
                 .iter()
                 .filter(|t| t.contains("\"ping\""))
                 .count();
             assert!(pings >= 3, "{pings} pings");
         },
-        ..Case::new("bybit", 45.0)
-    });
-}
-
-#[test]
-fn preset_binance() {
-    run_case(Case::new("binance", 60.0));
-}
-
-#[test]
-fn preset_binance_futures() {
-    run_case(Case::new("binance-futures", 60.0));
-}
-
-#[test]
-fn preset_okx() {
-    run_case(Case {
-        extra: |ev| {
+        ..Case::new("bybit", 45.0, |t, v| v["topic"] == t && !v["data"].is_null() && v.get("op").is_none())
+    };
+    preset_binance: Case::new("binance", 60.0, |t, v| v["stream"] == t
+        && (v["data"]["e"].is_string() || v["data"]["u"].is_u64()));
+    preset_binance_futures: Case::new("binance-futures", 60.0, |t, v| v["stream"] == t && v["data"]["e"].is_string());
+    preset_okx: Case {
+        extra: |ev, _| {
             let pings = recv_texts(ev).iter().filter(|t| *t == "ping").count();
             assert!(pings >= 3, "{pings} text pings");
         },
-        ..Case::new("okx", 30.0)
+        ..Case::new("okx", 30.0, |t, v| {
+            !has_event(v)
+                && format!("{}.{}", v["arg"]["channel"].as_str().unwrap_or(""), v["arg"]["instId"].as_str().unwrap_or("")) == t
+                && v["data"].is_array()
+        })
+    };
+    preset_coinbase: Case::new("coinbase", 5.0, |t, v| {
+        let kind = t.split('.').next().unwrap();
+        v["type"] == kind && v["product_id"].is_string() && v["trade_id"].is_u64()
     });
-}
-
-#[test]
-fn preset_coinbase() {
-    run_case(Case::new("coinbase", 5.0));
-}
-
-#[test]
-fn preset_kraken() {
-    run_case(Case::new("kraken", 60.0));
-}
-
-#[test]
-fn preset_deribit() {
-    run_case(Case {
-        extra: |ev| {
+    preset_kraken: Case {
+        extra: |ev, run| {
+            let subs = recv_texts(ev);
+            assert!(
+                subs.iter().any(|t| t.contains("\"channel\":\"ticker\"") && t.contains("\"event_trigger\":\"bbo\"")),
+                "the ticker is subscribed with event_trigger bbo: {subs:?}"
+            );
+            // With bbo the ticker follows the book, not the trades: it moves more often.
+            let (trades, tickers) = (lines_of(run, "trade.BTC/USD"), lines_of(run, "ticker.BTC/USD"));
+            assert!(tickers >= trades + 10, "{tickers} ticker lines for {trades} trades");
+        },
+        ..Case::new("kraken", 60.0, |t, v| {
+            format!("{}.{}", v["channel"].as_str().unwrap_or(""), v["data"][0]["symbol"].as_str().unwrap_or("")) == t
+                && (v["type"] == "update" || v["type"] == "snapshot")
+        })
+    };
+    preset_deribit: Case {
+        extra: |ev, _| {
             let r = recv_texts(ev);
             assert_eq!(
                 r.iter()
@@ -564,19 +589,17 @@ fn preset_deribit() {
         },
         // 3 s to answer a test_request: above the 1 s the recorder promises.
         scale: 0.1,
-        ..Case::new("deribit", 30.0)
+        ..Case::new("deribit", 30.0, |t, v| {
+            v["method"] == "subscription" && v["params"]["channel"] == t && !v["params"]["data"].is_null()
+        })
+    };
+    preset_bitmex: Case::new("bitmex", 60.0, |t, v| {
+        let row = &v["data"][0];
+        format!("{}:{}", v["table"].as_str().unwrap_or(""), row["symbol"].as_str().unwrap_or("")) == t
+            && v["action"].is_string()
     });
-}
-
-#[test]
-fn preset_bitmex() {
-    run_case(Case::new("bitmex", 60.0));
-}
-
-#[test]
-fn preset_htx() {
-    run_case(Case {
-        extra: |ev| {
+    preset_htx: Case {
+        extra: |ev, _| {
             let pongs = recv_texts(ev)
                 .iter()
                 .filter(|t| t.contains("\"pong\""))
@@ -586,15 +609,11 @@ fn preset_htx() {
         // Pings every 1 s, about 2 s to answer one: above the 1 s the recorder
         // promises for a heartbeat reply.
         scale: 0.2,
-        ..Case::new("htx", 10.0)
-    });
-}
-
-#[test]
-fn preset_bitget() {
-    run_case(Case {
+        ..Case::new("htx", 10.0, |t, v| v["ch"] == t && v["tick"].is_object())
+    };
+    preset_bitget: Case {
         scale: 0.025,
-        extra: |ev| {
+        extra: |ev, _| {
             let subs: Vec<f64> = of_kind(ev, "recv")
                 .iter()
                 .filter(|e| e["text"].as_str().is_some_and(|t| t.contains("subscribe")))
@@ -602,33 +621,29 @@ fn preset_bitget() {
                 .collect();
             assert_eq!(subs.len(), 2, "one subscribe per topic");
             assert!(
-                subs[1] - subs[0] >= 0.09,
-                "subscribes paced by subscribe_interval: {:.3} s apart",
+                subs[1] - subs[0] >= 0.19,
+                "subscribes paced by subscribe_interval 0.2: {:.3} s apart",
                 subs[1] - subs[0]
             );
         },
-        ..Case::new("bitget", 120.0)
-    });
-}
-
-#[test]
-fn preset_gate() {
-    run_case(Case {
-        extra: |ev| {
+        ..Case::new("bitget", 30.0, |t, v| {
+            !has_event(v)
+                && format!("{}.{}", v["arg"]["channel"].as_str().unwrap_or(""), v["arg"]["instId"].as_str().unwrap_or("")) == t
+                && v["data"].is_array()
+        })
+    };
+    preset_gate: Case {
+        extra: |ev, _| {
             assert_eq!(
                 of_kind(ev, "connect")[0]["x_gate_size_decimal"],
                 json!("1"),
                 "the handshake carries X-Gate-Size-Decimal: 1"
             );
         },
-        ..Case::new("gate", 60.0)
-    });
-}
-
-#[test]
-fn preset_kucoin() {
-    run_case(Case {
-        extra: |ev| {
+        ..Case::new("gate", 60.0, |t, v| v["channel"] == t && v["event"] == "update" && !v["result"].is_null())
+    };
+    preset_kucoin: Case {
+        extra: |ev, _| {
             assert_eq!(of_kind(ev, "bullet").len(), 1, "one token fetched");
             let path = of_kind(ev, "connect")[0]["path"]
                 .as_str()
@@ -638,54 +653,61 @@ fn preset_kucoin() {
                 path.starts_with("/endpoint?token=") && path.contains("&connectId="),
                 "{path}"
             );
+            let lost = of_kind(ev, "lost");
+            assert!(lost.is_empty(), "nothing was sent before the welcome: {lost:?}");
         },
-        ..Case::new("kucoin", 28.0)
+        ..Case::new("kucoin", 28.0, |t, v| v["topic"] == t && v["type"] == "message" && v["data"].is_object())
+    };
+    preset_bitfinex: Case {
+        extra: |_, run| {
+            // The docs' own book snapshot and update (chanId 17082), verbatim.
+            let book = run.lines("book.tBTCUSD");
+            assert_eq!(book[..2], ["[17082,[[7254.7,3,3.3]]]", "[17082,[7254.5,0,1]]"]);
+        },
+        ..Case::new("bitfinex", 60.0, |_, v| v[0].is_u64() && (v[1].is_array() || v[1].is_string()))
+    };
+    preset_hyperliquid: Case::new("hyperliquid", 60.0, |t, v| v["channel"] == t && !v["data"].is_null());
+    preset_jetstream: Case::new("jetstream", 30.0, |t, v| {
+        v["kind"] == "commit" && format!("commit.{}", v["commit"]["collection"].as_str().unwrap_or("")) == t
+    });
+    preset_mempool: Case::new("mempool", 60.0, |_, v| v.is_object());
+    preset_nostr: Case::new("nostr", 60.0, |t, v| v[0] == t && v[2]["id"].is_string());
+}
+
+/// A venue that stops greeting does not stop the recording: after the welcome's
+/// timeout wsrec subscribes anyway, and says so in the log.
+#[test]
+fn preset_kucoin_without_a_welcome_subscribes_after_the_timeout() {
+    run_case(Case {
+        quirk: "no-welcome",
+        edit: |cfg| cfg["welcome"]["timeout"] = json!(0.5),
+        extra: |_, run| {
+            let log = run.setup.log_text();
+            assert!(
+                log.contains("no welcome message within 0.5s"),
+                "the log says why it subscribed without a welcome:\n{log}"
+            );
+        },
+        ..Case::new("kucoin", 28.0, |t, v| {
+            v["topic"] == t && v["type"] == "message"
+        })
     });
 }
 
-#[test]
-fn preset_bitfinex() {
-    run_case(Case::new("bitfinex", 60.0));
-}
-
-#[test]
-fn preset_hyperliquid() {
-    run_case(Case::new("hyperliquid", 60.0));
-}
-
-#[test]
-fn preset_jetstream() {
-    run_case(Case::new("jetstream", 30.0));
-}
-
-#[test]
-fn preset_mempool() {
-    run_case(Case::new("mempool", 60.0));
-}
-
-#[test]
-fn preset_nostr() {
-    run_case(Case::new("nostr", 60.0));
-}
-
-/// OKX with an instrument that does not exist: the venue's error reply lands in
-/// `_control`, and no data comes, so no topic file is made.
-#[test]
-fn preset_wrong_subscribe_gets_no_data() {
-    let case = Case {
-        edit: |cfg| cfg["topics"] = json!(["trades.BTC-NOPE"]),
-        ..Case::new("okx", 30.0)
-    };
-    let Some(mut run) = start(&case) else { return };
+/// A subscribe the venue refuses: its error reply lands in `_control` (Gate's carries
+/// the channel the files are routed by), and no data comes, so no topic file is made.
+fn wrong_subscribe_gets_no_data(case: Case, error: &str) {
+    let mut run = start(&case);
     let end = Instant::now() + Duration::from_secs(60);
     while !hour_files(&run.setup.out, "_control")
         .iter()
-        .any(|p| fs::read_to_string(p).is_ok_and(|t| t.contains("\"code\":\"60018\"")))
+        .any(|p| fs::read_to_string(p).is_ok_and(|t| t.contains(error)))
     {
         run.check_alive();
         assert!(
             Instant::now() < end,
-            "timed out after 60 s waiting for OKX's 60018 error in _control{}",
+            "timed out after 60 s waiting for {} in _control{}",
+            error,
             run.context()
         );
         std::thread::sleep(Duration::from_millis(50));
@@ -707,15 +729,46 @@ fn preset_wrong_subscribe_gets_no_data() {
             .all(|f| matches!(f.as_deref(), None | Some("_control"))),
         "the sim sent only control messages and pongs: {files:?}{ctx}"
     );
-    assert!(
-        run.lines("trades.BTC-NOPE").is_empty(),
-        "no topic file{ctx}"
-    );
+    for t in run.cfg["topics"].as_array().unwrap() {
+        let t = t.as_str().unwrap();
+        assert!(run.lines(t).is_empty(), "no {t} file{ctx}");
+    }
     let control = run.lines("_control");
     assert_eq!(
         control,
         sent[&Some("_control".to_string())][..control.len()],
         "_control holds the error verbatim{ctx}"
+    );
+}
+
+/// OKX with an instrument that does not exist (error 60018).
+#[test]
+fn preset_okx_wrong_subscribe_gets_no_data() {
+    wrong_subscribe_gets_no_data(
+        Case {
+            edit: |cfg| cfg["topics"] = json!(["trades.BTC-NOPE"]),
+            ..Case::new("okx", 30.0, |_, _| false)
+        },
+        "\"code\":\"60018\"",
+    );
+}
+
+/// Gate with a contract that does not exist: its failed-subscribe reply carries the
+/// channel, and still goes to `_control`.
+#[test]
+fn preset_gate_wrong_subscribe_gets_no_data() {
+    wrong_subscribe_gets_no_data(
+        Case {
+            edit: |cfg| {
+                let m = cfg["subscribe_message"]
+                    .as_str()
+                    .unwrap()
+                    .replace("BTC_USDT", "BTC_NOPE");
+                cfg["subscribe_message"] = json!(m);
+            },
+            ..Case::new("gate", 60.0, |_, _| false)
+        },
+        "\"status\":\"failed\"",
     );
 }
 
@@ -777,11 +830,19 @@ fn presets_are_documented_configs() {
         }
         assert_eq!(about["checked"], json!("2026-12-01"), "{n}");
         assert!(about["caveats"].is_array(), "{n}: about.caveats");
-        assert_eq!(cfg["output_dir"], json!(format!("./{n}")), "{n}");
-        assert_eq!(cfg["log_file"], json!(format!("{n}.log")), "{n}");
+        assert_eq!(
+            cfg["output_dir"],
+            json!(format!("/var/lib/wsrec/output/{n}")),
+            "{n}"
+        );
+        assert_eq!(
+            cfg["log_file"],
+            json!(format!("/var/log/wsrec/{n}.log")),
+            "{n}"
+        );
         assert_eq!(
             cfg["status_socket"],
-            json!(format!("/tmp/wsrec-{n}.sock")),
+            json!(format!("/run/wsrec/{n}.sock")),
             "{n}"
         );
         // wsrec itself accepts it: a status query against it fails only because no
@@ -806,4 +867,180 @@ fn presets_are_documented_configs() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// The value(s) of `key=` lines in a systemd unit.
+fn unit_values<'u>(unit: &'u str, key: &str) -> Vec<&'u str> {
+    unit.lines()
+        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .flat_map(str::split_whitespace)
+        .collect()
+}
+
+/// `path` (absolute) moved under `root`.
+fn under(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+/// What the docs install (`wsrec init NAME > /etc/wsrec/NAME.json`, `systemctl enable
+/// --now wsrec@NAME`, deploy/wsrec.cron) lines up: every preset's output_dir, log
+/// file and status socket are where deploy/wsrec@.service lets the recorder write
+/// (and the socket not in /tmp, which PrivateTmp hides from a shell), and its
+/// output_dir is one the cron job compresses. Then the OKX preset runs with exactly
+/// those paths (moved under a temporary root): `--status` answers on the unit's socket
+/// path, and the cron job's compress command compresses its closed hours.
+#[test]
+fn presets_line_up_with_the_unit_and_the_cron_job() {
+    let unit = fs::read_to_string(manifest().join("deploy/wsrec@.service")).unwrap();
+    let cron = fs::read_to_string(manifest().join("deploy/wsrec.cron")).unwrap();
+    assert!(
+        unit_values(&unit, "ExecStart").contains(&"/etc/wsrec/%i.json"),
+        "the unit runs /etc/wsrec/<instance>.json, where the docs put `wsrec init <name>`"
+    );
+    let state = format!("/var/lib/{}/", unit_values(&unit, "StateDirectory")[0]);
+    let logs = format!("/var/log/{}/", unit_values(&unit, "LogsDirectory")[0]);
+    let run_dir = format!("/run/{}/", unit_values(&unit, "RuntimeDirectory")[0]);
+    let writable = unit_values(&unit, "ReadWritePaths");
+    let private_tmp = unit_values(&unit, "PrivateTmp") == ["yes"];
+    // The compress command of the cron line, up to its log redirection.
+    let line = cron
+        .lines()
+        .find(|l| l.contains("compress-closed-hours") && !l.starts_with('#'))
+        .expect("deploy/wsrec.cron runs compress-closed-hours");
+    let start = line.find("/usr/local/bin/compress-closed-hours").unwrap();
+    let compress = &line[start..line[start..].find(" >>").unwrap() + start];
+
+    let root = TempDir::new("preset-unit");
+    let root_str = root.path().to_str().unwrap();
+    // The directories the cron job hands to compress-closed-hours, on this root.
+    let cron_dirs = || -> Vec<PathBuf> {
+        let args = compress
+            .trim_start_matches("/usr/local/bin/compress-closed-hours")
+            .replace("/var/lib/wsrec", &format!("{root_str}/var/lib/wsrec"));
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("for a in {args}; do echo \"$a\"; done"))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| PathBuf::from(l.trim_end_matches('/')))
+            .collect()
+    };
+    for n in NAMES {
+        let cfg: Value = serde_json::from_str(
+            &fs::read_to_string(manifest().join(format!("examples/venues/{n}.json"))).unwrap(),
+        )
+        .unwrap();
+        let out = cfg["output_dir"].as_str().unwrap();
+        let log = cfg["log_file"].as_str().unwrap();
+        let sock = cfg["status_socket"].as_str().unwrap();
+        assert!(
+            out.starts_with(&state),
+            "{n}: output_dir {out} is under {state}"
+        );
+        assert!(
+            log.starts_with(&logs),
+            "{n}: log_file {log} is under {logs}"
+        );
+        assert!(
+            sock.starts_with(&run_dir),
+            "{n}: status_socket {sock} is under {run_dir}"
+        );
+        for p in [out, log, sock] {
+            assert!(
+                writable.iter().any(|w| p.starts_with(&format!("{w}/"))),
+                "{n}: {p} is in the unit's ReadWritePaths {writable:?}"
+            );
+            assert!(
+                !(private_tmp && p.starts_with("/tmp/")),
+                "{n}: {p} is in the unit's private /tmp, out of reach of a shell"
+            );
+        }
+        fs::create_dir_all(under(root.path(), out)).unwrap();
+        assert!(
+            cron_dirs().contains(&under(root.path(), out)),
+            "{n}: the cron job compresses {out} ({compress})"
+        );
+    }
+
+    // The OKX preset with the unit's paths, under the temporary root.
+    require_python_websockets();
+    let text = String::from_utf8(init(&["okx"]).stdout).unwrap();
+    let mut cfg: Value = serde_json::from_str(&text).unwrap();
+    let sim = Sim::start(root.path(), "okx", S, "");
+    for k in ["output_dir", "log_file", "status_socket"] {
+        let moved = under(root.path(), cfg[k].as_str().unwrap());
+        cfg[k] = json!(moved);
+    }
+    // systemd makes these (StateDirectory, LogsDirectory, RuntimeDirectory).
+    for d in [&state, &logs, &run_dir] {
+        fs::create_dir_all(under(root.path(), d)).unwrap();
+    }
+    cfg["ws_url"] = json!(local_url(cfg["ws_url"].as_str().unwrap(), sim.port));
+    for (k, d) in [("ping_interval", 20.0), ("stale_timeout", 60.0)] {
+        cfg[k] = scaled(&cfg, k, d, S);
+    }
+    let etc = under(root.path(), "/etc/wsrec/okx.json");
+    fs::create_dir_all(etc.parent().unwrap()).unwrap();
+    fs::write(&etc, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    let mut rec = Recorder::spawn(
+        root.path(),
+        &["--config".to_string(), etc.display().to_string()],
+        &[
+            ("WSREC_PERIOD_SECS", "2"),
+            ("WSREC_CLOSE_GRACE_SECS", "0.5"),
+        ],
+    );
+    let status = || {
+        Command::new(bin())
+            .arg("--config")
+            .arg(&etc)
+            .arg("--status")
+            .output()
+            .unwrap()
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "--status answers on the unit's socket path",
+        || status().status.success(),
+    );
+    let said = String::from_utf8_lossy(&status().stdout).to_string();
+    assert!(said.contains("Total Msgs:"), "{said}");
+    assert!(
+        under(root.path(), "/run/wsrec/okx.sock").exists(),
+        "the socket is /run/wsrec/okx.sock"
+    );
+    // The cron job's own compress command (with 2 s hours) compresses a closed hour.
+    let out_dir = under(root.path(), "/var/lib/wsrec/output/okx");
+    let command = compress
+        .replace(
+            "/usr/local/bin/compress-closed-hours",
+            &format!(
+                "{} --period 2 --grace 1",
+                manifest().join("scripts/compress-closed-hours").display()
+            ),
+        )
+        .replace("/var/lib/wsrec", &format!("{root_str}/var/lib/wsrec"));
+    wait_until(
+        Duration::from_secs(30),
+        "the cron job compresses an okx hour",
+        || {
+            let _ = Command::new("sh").arg("-c").arg(&command).output();
+            fs::read_dir(&out_dir).is_ok_and(|rd| {
+                rd.filter_map(Result::ok)
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".jsonl.gz"))
+            })
+        },
+    );
+    rec.term();
+    assert_eq!(
+        rec.wait_exit(Duration::from_secs(10))
+            .and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        rec.stderr_text()
+    );
+    drop(sim);
 }

@@ -25,9 +25,13 @@
 //!   `max_connection_age`) handed over make-before-break, a 1001 close, `data_timeout`.
 //! - `operate`: deploy/ (systemd units, cron, logrotate) and log rotation.
 //! - `compress`: `scripts/compress-closed-hours`.
+//! - `archive`: `scripts/ship-closed-hours` against a real S3 server (moto) with
+//!   rclone, and docs/analysis.md's examples run on a compressed recording.
 //! - `newcomer`: a newcomer's first minutes: the start line, short flags, usage
 //!   errors, why `--status` is unhealthy.
 //! - `peers`: servers no one here wrote (Python `websockets`, Node `ws`).
+//! - `presets`: every venue preset (`wsrec init NAME`) against an imitation of its
+//!   venue (tests/venues/sim.py), and against the unit and cron job that install it.
 //!
 //! A new behaviour gets a new file `tests/NAME.rs` starting with `use
 //! crate::common::*;` and a `mod NAME;` line here. A file in tests/ without one runs
@@ -40,6 +44,7 @@
 
 mod common;
 
+mod archive;
 mod cli;
 mod close_window;
 mod compress;
@@ -53,6 +58,7 @@ mod layout;
 mod newcomer;
 mod operate;
 mod peers;
+mod presets;
 mod recording;
 mod routing;
 mod shutdown;

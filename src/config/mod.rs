@@ -155,6 +155,9 @@ pub(crate) struct Messages {
     pub(crate) lookups: Lookups,
     /// A text frame equal to this is a keep-alive answer: not written, not refused.
     pub(crate) pong_text: PongText,
+    /// The venue's welcome: the reader waits for it before subscribing; a plain-text
+    /// one is neither written nor refused.
+    pub(crate) welcome: Option<crate::reader::welcome::Welcome>,
     /// What binary frames hold.
     pub(crate) binary: Binary,
 }
@@ -282,6 +285,22 @@ impl Config {
             "about",
             "anything: notes for people (presets say where they come from); ignored",
         );
+        let welcome = match f.take(
+            "welcome",
+            "wait for the venue's welcome before sending `subscribe_message`: `{\"equals\": {pointer: value}}` (or `has`) for a JSON welcome, `{\"text\": \"...\"}` for a plain-text one (neither written nor counted as rejected); `\"timeout\"` seconds (default 10), after which it subscribes anyway",
+        ) {
+            None => None,
+            Some(v) => Some(
+                crate::reader::welcome::Welcome::parse(v).map_err(|e| f.err("welcome", e))?,
+            ),
+        };
+        let control_messages = match f.take(
+            "control_messages",
+            "rules for messages about the subscription (acks, errors, notices) that go to `_control` even when their route key names a topic: `[{\"has\": [pointers], \"equals\": {pointer: value}}]`",
+        ) {
+            None => Vec::new(),
+            Some(v) => crate::message::control::parse(v).map_err(|e| f.err("control_messages", e))?,
+        };
         // Derived: every pointer the check looks for, resolved once.
         let route_ids = ids
             .map(RouteIdsSpec::parse)
@@ -295,6 +314,7 @@ impl Config {
             route_by,
             &heartbeats,
             route_ids.as_ref(),
+            &control_messages,
             &continuity.reconnect_on,
         )
         .map_err(|(field, e)| f.err(field, e))?;
@@ -307,6 +327,7 @@ impl Config {
                 routing,
                 lookups,
                 pong_text: PongText::parse(pong_text),
+                welcome,
                 binary,
             },
             output,

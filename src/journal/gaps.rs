@@ -103,6 +103,9 @@ pub(crate) fn gaps_in(windows: &[(u64, u64)], from: u64, to: u64) -> Vec<(u64, u
 
 /// Prints the gaps for `output_dir`'s journal; exit code 0.
 pub(crate) fn run(output_dir: &Path, args: &GapsArgs) -> Result<u8, Fatal> {
+    if args.json && args.csv {
+        return Err(Fatal::Usage("gaps: --json or --csv, not both".into()));
+    }
     // The flags first: a wrong range is the user's to fix, whatever the journal holds.
     let given_from = args.from.as_deref().map(parse_time).transpose()?;
     let given_to = args.to.as_deref().map(parse_time).transpose()?;
@@ -145,6 +148,9 @@ pub(crate) fn run(output_dir: &Path, args: &GapsArgs) -> Result<u8, Fatal> {
         .into_iter()
         .filter(|(s, e)| e - s >= min)
         .collect();
+    if args.json || args.csv {
+        return print_rows(&gaps, args.csv);
+    }
     let missing: u64 = gaps.iter().map(|(s, e)| e - s).sum();
     for (s, e) in &gaps {
         println!(
@@ -164,6 +170,36 @@ pub(crate) fn run(output_dir: &Path, args: &GapsArgs) -> Result<u8, Fatal> {
         fmt_ms(from),
         fmt_ms(to)
     );
+    Ok(Exit::Success.into())
+}
+
+/// `--json` / `--csv`: the gaps as rows, nothing else on stdout.
+fn print_rows(gaps: &[(u64, u64)], csv: bool) -> Result<u8, Fatal> {
+    use super::gap_rows::{COLUMNS, Kind, Row};
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let mut text = String::new();
+    if csv {
+        text.push_str(&COLUMNS.join(","));
+        text.push('\n');
+    }
+    for &(start_ms, end_ms) in gaps {
+        let row = Row {
+            start_ms,
+            end_ms,
+            kind: Kind::Connection,
+            topic: None,
+        };
+        text.push_str(&if csv {
+            row.csv(fmt_ms)
+        } else {
+            row.json(fmt_ms)
+        });
+        text.push('\n');
+    }
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Fatal::Other(format!("gaps: writing to stdout: {e}")))?;
     Ok(Exit::Success.into())
 }
 

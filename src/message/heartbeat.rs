@@ -1,7 +1,9 @@
 //! Heartbeat replies (`heartbeat_replies`): rules that recognise a venue's heartbeat
 //! or ping message by the values at a few JSON pointers, and the reply each one sends
-//! back. Parsed here from the config's array of rules; applied to every message. The
-//! `has`/`equals` test ([`Match`], [`match_parts`]) is also `reconnect_on`'s.
+//! back. Parsed here from the config's array of rules; applied to every message.
+//!
+//! The matching itself ([`PatternSpec`], [`Pattern`]: `has` and `equals`) is shared
+//! with the other rules that recognise a message (`control_messages`, `welcome`).
 
 use std::ops::Range;
 
@@ -11,13 +13,95 @@ use super::jsonline::Pointers;
 use super::template::Template;
 use crate::config::{kind, scalars, strings};
 
-/// A rule as configured (`heartbeat_replies`): validated, pointers not yet resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RuleSpec {
+/// A message pattern as configured: `"has": [pointers]` (each must lead to a value)
+/// and `"equals": {pointer: value}` (the value there, as compact JSON text, must be
+/// this one). Validated, pointers not yet resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct PatternSpec {
     /// Pointers that must lead to a value.
     pub(crate) has: Vec<String>,
     /// Pointers whose value, as compact JSON text, must equal the given text.
     pub(crate) equals: Vec<(String, String)>,
+}
+
+impl PatternSpec {
+    /// Takes `has` and `equals` out of a rule object; at least one must be given, and
+    /// every pointer must be one.
+    pub(crate) fn take(rule: &mut Map<String, Value>) -> Result<PatternSpec, String> {
+        let has = match rule.remove("has") {
+            None => Vec::new(),
+            Some(Value::Array(a)) => {
+                strings(a).map_err(|k| format!("\"has\": expected pointers, found {k}"))?
+            }
+            Some(v) => return Err(format!("\"has\": expected an array, got {}", kind(&v))),
+        };
+        let equals = match rule.remove("equals") {
+            None => Vec::new(),
+            Some(Value::Object(m)) => scalars(m).map_err(|e| format!("\"equals\": {e}"))?,
+            Some(v) => {
+                return Err(format!("\"equals\": expected an object, got {}", kind(&v)));
+            }
+        };
+        if has.is_empty() && equals.is_empty() {
+            return Err("give \"has\" or \"equals\" (or both)".into());
+        }
+        let spec = PatternSpec { has, equals };
+        let mut probe = Pointers::default();
+        for p in spec.pointers() {
+            probe.add(p)?;
+        }
+        Ok(spec)
+    }
+
+    /// Every pointer the pattern looks at.
+    pub(crate) fn pointers(&self) -> impl Iterator<Item = &str> {
+        self.has
+            .iter()
+            .chain(self.equals.iter().map(|(p, _)| p))
+            .map(String::as_str)
+    }
+
+    /// The pattern with its pointers resolved, adding them to `ptrs`.
+    pub(crate) fn resolve(&self, ptrs: &mut Pointers) -> Result<Pattern, String> {
+        Ok(Pattern {
+            has: self
+                .has
+                .iter()
+                .map(|p| ptrs.add(p))
+                .collect::<Result<_, _>>()?,
+            equals: self
+                .equals
+                .iter()
+                .map(|(p, v)| Ok((ptrs.add(p)?, v.clone().into_bytes())))
+                .collect::<Result<_, String>>()?,
+        })
+    }
+}
+
+/// A [`PatternSpec`] with its pointers resolved to indices in a check's [`Pointers`].
+#[derive(Debug, Clone)]
+pub(crate) struct Pattern {
+    has: Vec<usize>,
+    equals: Vec<(usize, Vec<u8>)>,
+}
+
+impl Pattern {
+    /// Whether `msg`, whose pointer values the check put in `found`, matches.
+    #[inline]
+    pub(crate) fn matches(&self, msg: &[u8], found: &[Option<Range<usize>>]) -> bool {
+        self.has.iter().all(|&i| found[i].is_some())
+            && self
+                .equals
+                .iter()
+                .all(|(i, v)| found[*i].as_ref().is_some_and(|r| msg[r.clone()] == v[..]))
+    }
+}
+
+/// A rule as configured (`heartbeat_replies`): validated, pointers not yet resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RuleSpec {
+    /// Which messages it answers.
+    pub(crate) pattern: PatternSpec,
     /// The reply.
     pub(crate) reply: Template,
 }
@@ -39,7 +123,7 @@ impl RuleSpec {
         let Value::Object(mut rule) = item else {
             return Err(format!("expected an object, got {}", kind(&item)));
         };
-        let (has, equals) = match_parts(&mut rule)?;
+        let pattern = PatternSpec::take(&mut rule)?;
         let reply = match rule.remove("reply") {
             Some(Value::String(s)) if !s.is_empty() => {
                 Template::parse(&s, true).map_err(|e| format!("\"reply\": {e}"))?
@@ -49,74 +133,14 @@ impl RuleSpec {
         if let Some(k) = rule.keys().next() {
             return Err(format!("unknown key \"{k}\" (known: has, equals, reply)"));
         }
-        Ok(RuleSpec { has, equals, reply })
-    }
-}
-
-/// A rule's `has` pointers and its `equals` pointer -> compact JSON text.
-pub(crate) type MatchParts = (Vec<String>, Vec<(String, String)>);
-
-/// Takes a rule's `has` and `equals` out of `rule`; at least one must be given.
-pub(crate) fn match_parts(rule: &mut Map<String, Value>) -> Result<MatchParts, String> {
-    let has = match rule.remove("has") {
-        None => Vec::new(),
-        Some(Value::Array(a)) => {
-            strings(a).map_err(|k| format!("\"has\": expected pointers, found {k}"))?
-        }
-        Some(v) => return Err(format!("\"has\": expected an array, got {}", kind(&v))),
-    };
-    let equals = match rule.remove("equals") {
-        None => Vec::new(),
-        Some(Value::Object(m)) => scalars(m).map_err(|e| format!("\"equals\": {e}"))?,
-        Some(v) => {
-            return Err(format!("\"equals\": expected an object, got {}", kind(&v)));
-        }
-    };
-    if has.is_empty() && equals.is_empty() {
-        return Err("give \"has\" or \"equals\" (or both)".into());
-    }
-    Ok((has, equals))
-}
-
-/// A `has`/`equals` test with its pointers resolved to indices in the check's
-/// [`Pointers`]: every `has` pointer leads to a value, every `equals` value is equal.
-#[derive(Debug, Clone)]
-pub(crate) struct Match {
-    has: Vec<usize>,
-    equals: Vec<(usize, Vec<u8>)>,
-}
-
-impl Match {
-    /// Resolves `has` and `equals`, adding their pointers to `ptrs`.
-    pub(crate) fn new(
-        has: &[String],
-        equals: &[(String, String)],
-        ptrs: &mut Pointers,
-    ) -> Result<Match, String> {
-        Ok(Match {
-            has: has.iter().map(|p| ptrs.add(p)).collect::<Result<_, _>>()?,
-            equals: equals
-                .iter()
-                .map(|(p, v)| Ok((ptrs.add(p)?, v.clone().into_bytes())))
-                .collect::<Result<_, String>>()?,
-        })
-    }
-
-    /// Whether `msg`, whose pointer values the check put in `found`, matches.
-    #[inline]
-    pub(crate) fn matches(&self, msg: &[u8], found: &[Option<Range<usize>>]) -> bool {
-        self.has.iter().all(|&i| found[i].is_some())
-            && self
-                .equals
-                .iter()
-                .all(|(i, v)| found[*i].clone().map(|r| &msg[r]) == Some(&v[..]))
+        Ok(RuleSpec { pattern, reply })
     }
 }
 
 /// A rule with its pointers resolved to indices in the check's [`Pointers`].
 #[derive(Debug, Clone)]
 struct Rule {
-    test: Match,
+    pattern: Pattern,
     reply: Template,
     /// `(pointer, index)` for the reply's `{/pointer}` placeholders.
     values: Vec<(String, usize)>,
@@ -140,14 +164,14 @@ impl Heartbeats {
 
     fn resolve(s: &RuleSpec, ptrs: &mut Pointers, rules: &mut Vec<Rule>) -> Result<(), String> {
         {
-            let test = Match::new(&s.has, &s.equals, ptrs)?;
+            let pattern = s.pattern.resolve(ptrs)?;
             let values = s
                 .reply
                 .pointers()
                 .map(|p| Ok((p.to_string(), ptrs.add(p)?)))
                 .collect::<Result<_, String>>()?;
             rules.push(Rule {
-                test,
+                pattern,
                 reply: s.reply.clone(),
                 values,
             });
@@ -170,7 +194,7 @@ impl Heartbeats {
         counter: &mut u64,
     ) -> Option<String> {
         let value = |i: usize| found[i].clone().map(|r| &msg[r]);
-        let rule = self.rules.iter().find(|r| r.test.matches(msg, found))?;
+        let rule = self.rules.iter().find(|r| r.pattern.matches(msg, found))?;
         Some(rule.reply.render(counter, |p| {
             rule.values
                 .iter()
@@ -187,11 +211,13 @@ mod tests {
 
     fn spec(has: &[&str], equals: &[(&str, &str)], reply: &str) -> RuleSpec {
         RuleSpec {
-            has: has.iter().map(|s| s.to_string()).collect(),
-            equals: equals
-                .iter()
-                .map(|(p, v)| (p.to_string(), v.to_string()))
-                .collect(),
+            pattern: PatternSpec {
+                has: has.iter().map(|s| s.to_string()).collect(),
+                equals: equals
+                    .iter()
+                    .map(|(p, v)| (p.to_string(), v.to_string()))
+                    .collect(),
+            },
             reply: Template::parse(reply, true).unwrap(),
         }
     }

@@ -5,10 +5,12 @@
 //!
 //! Each mechanism is one file that parses its piece of the config and applies its
 //! rule: [`decode`] (`binary_frames`), [`pong`] (`pong_text`), [`heartbeat`]
-//! (`heartbeat_replies`), [`route_ids`] (`route_ids`), [`template`] (subscribe, ping
-//! and reply messages). [`route`] decides the file; [`jsonline`] is the JSON check that
+//! (`heartbeat_replies`), [`route_ids`] (`route_ids`), [`control`]
+//! (`control_messages`), [`template`] (subscribe, ping and reply messages); the
+//! reader's `welcome` gives the judge its plain-text greeting, if any. [`route`] decides the file; [`jsonline`] is the JSON check that
 //! finds every pointer the mechanisms look at in one pass.
 
+pub(crate) mod control;
 pub(crate) mod decode;
 pub(crate) mod dedupe;
 pub(crate) mod heartbeat;
@@ -23,8 +25,9 @@ use std::ops::Range;
 
 use crate::batch::Dest;
 use crate::status::Count;
+use control::ControlRules;
 use decode::{Decoder, Undecodable};
-use heartbeat::{Heartbeats, RuleSpec};
+use heartbeat::{Heartbeats, PatternSpec, RuleSpec};
 use jsonline::{Pointers, Reject};
 use pong::PongText;
 use reconnect_on::{NoticeSpec, ReconnectOn};
@@ -45,6 +48,8 @@ pub(crate) struct Lookups {
     heartbeats: Heartbeats,
     /// `route_ids`, resolved against `ptrs`.
     learn: Option<RouteIds>,
+    /// `control_messages`, resolved against `ptrs`.
+    control: ControlRules,
     /// The notices that start a planned reconnect (`reconnect_on`), resolved against
     /// `ptrs`.
     reconnect_on: ReconnectOn,
@@ -54,12 +59,13 @@ pub(crate) struct Lookups {
 pub(crate) type LookupError = (&'static str, String);
 
 impl Lookups {
-    /// Resolves `route_by`, the heartbeat rules, `route_ids` and the reconnect notices
+    /// Resolves `route_by`, the heartbeat rules, `route_ids` and the control rules
     /// into one set of pointers.
     pub(crate) fn new(
         route_by: &[String],
         rules: &[RuleSpec],
         ids: Option<&RouteIdsSpec>,
+        control: &[PatternSpec],
         notices: &[NoticeSpec],
     ) -> Result<Lookups, LookupError> {
         let mut ptrs = Pointers::default();
@@ -75,12 +81,14 @@ impl Lookups {
             .map(|spec| RouteIds::new(spec, &mut ptrs))
             .transpose()
             .map_err(|e| ("route_ids", e))?;
+        let control = ControlRules::new(control, &mut ptrs).map_err(|e| ("control_messages", e))?;
         let reconnect_on = ReconnectOn::new(notices, &mut ptrs).map_err(|e| ("reconnect_on", e))?;
         Ok(Lookups {
             ptrs,
             route,
             heartbeats,
             learn,
+            control,
             reconnect_on,
         })
     }
@@ -109,6 +117,9 @@ pub(crate) enum Verdict<'m> {
     },
     /// The answer to our keep-alive: traffic, not data.
     Pong,
+    /// The venue's documented plain-text greeting (`welcome.text`): not JSON, so not
+    /// written, and not refused either.
+    Greeting,
     /// Refused, and counted under `why`; `sample` is what the log shows of it.
     Refused {
         /// The counter of the reason.
@@ -123,6 +134,8 @@ pub(crate) enum Verdict<'m> {
 pub(crate) struct Judge<'a> {
     lookups: &'a Lookups,
     pong: &'a PongText,
+    /// The plain-text greeting of `welcome`, if the venue sends one.
+    greeting: Option<&'a [u8]>,
     /// Where the check put each pointer's value in the current message.
     found: Vec<Option<Range<usize>>>,
     router: Router<'a>,
@@ -132,7 +145,7 @@ pub(crate) struct Judge<'a> {
     counter: u64,
     /// The heartbeat reply to the last kept message, if one is due.
     reply: Option<String>,
-    /// The last kept message matched `reconnect_on`.
+    /// A kept message matched `reconnect_on`.
     notice: bool,
 }
 
@@ -143,11 +156,13 @@ impl<'a> Judge<'a> {
         topics: &[String],
         separator: &'a str,
         pong: &'a PongText,
+        greeting: Option<&'a [u8]>,
         decoder: Decoder,
     ) -> Judge<'a> {
         Judge {
             lookups,
             pong,
+            greeting,
             found: vec![None; lookups.ptrs.len()],
             router: Router::new(topics, lookups.route, separator, lookups.learn.as_ref()),
             decoder,
@@ -164,6 +179,9 @@ impl<'a> Judge<'a> {
             Frame::Text(t) => {
                 if self.pong.is_pong(t) {
                     return Verdict::Pong;
+                }
+                if self.greeting == Some(t) {
+                    return Verdict::Greeting;
                 }
                 self.message(t)
             }
@@ -246,12 +264,28 @@ impl<'a> Judge<'a> {
         if !lookups.reconnect_on.is_empty() && lookups.reconnect_on.matches(msg, found) {
             *notice = true;
         }
-        let dest = router.dest(msg, found);
+        let mut dest = router.dest(msg, found);
+        // About the subscription, not data, whatever its route key says (the router
+        // still sees it: a route_ids announcement may be one).
+        if lookups.control.is_control(msg, found) {
+            dest = Dest::Control;
+        }
         Verdict::Keep {
             text: msg,
             multiline: valid.multiline,
             dest,
         }
+    }
+
+    /// Whether a message kept since the last call announced a close
+    /// (`reconnect_on`); clears it.
+    #[inline]
+    pub(crate) fn take_notice(&mut self) -> bool {
+        if self.notice {
+            self.notice = false;
+            return true;
+        }
+        false
     }
 
     /// The heartbeat reply due for the last kept message, if one is: held here rather
@@ -260,16 +294,6 @@ impl<'a> Judge<'a> {
     #[inline]
     pub(crate) fn take_reply(&mut self) -> Option<String> {
         self.reply.take()
-    }
-
-    /// Whether the last kept message announced a close (`reconnect_on`); clears it.
-    #[inline]
-    pub(crate) fn take_notice(&mut self) -> bool {
-        if self.notice {
-            self.notice = false;
-            return true;
-        }
-        false
     }
 
     /// A template's text now (placeholders filled in).

@@ -1,51 +1,45 @@
 //! `reconnect_on`: rules that recognise a venue's notice of a coming close (Binance's
 //! `serverShutdown`, OKX's `64008`, Bitfinex's `20051`) by the values at a few JSON
-//! pointers, with the same `has`/`equals` test as `heartbeat_replies` ([`Match`]).
+//! pointers, with the same `has`/`equals` pattern as `heartbeat_replies` ([`PatternSpec`]).
 //! A message that matches is recorded as usual and starts a planned reconnect.
 
 use std::ops::Range;
 
 use serde_json::Value;
 
-use super::heartbeat::{Match, match_parts};
+use super::heartbeat::{Pattern, PatternSpec};
 use super::jsonline::Pointers;
 
 /// A rule as configured: validated, pointers not yet resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NoticeSpec {
-    /// Pointers that must lead to a value.
-    pub(crate) has: Vec<String>,
-    /// Pointers whose value, as compact JSON text, must equal the given text.
-    pub(crate) equals: Vec<(String, String)>,
-}
+pub(crate) type NoticeSpec = PatternSpec;
 
 /// Parses `reconnect_on`: an array of `{"has": [...], "equals": {...}}` rules.
 pub(crate) fn parse(v: Value) -> Result<Vec<NoticeSpec>, String> {
     let Value::Array(items) = v else {
-        return Err("expected an array of rules".into());
+        return Err("expected an array of {\"has\": [...], \"equals\": {...}} rules".into());
     };
-    let mut probe = Pointers::default();
-    let mut rules = Vec::with_capacity(items.len());
-    for (n, item) in items.into_iter().enumerate() {
-        let Value::Object(mut rule) = item else {
-            return Err(format!("rule {n}: expected an object"));
-        };
-        let (has, equals) = match_parts(&mut rule).map_err(|e| format!("rule {n}: {e}"))?;
-        if let Some(k) = rule.keys().next() {
-            return Err(format!(
-                "rule {n}: unknown key \"{k}\" (known: has, equals)"
-            ));
-        }
-        Match::new(&has, &equals, &mut probe).map_err(|e| format!("rule {n}: {e}"))?;
-        rules.push(NoticeSpec { has, equals });
-    }
-    Ok(rules)
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(n, item)| {
+            let Value::Object(mut rule) = item else {
+                return Err(format!("rule {n}: expected an object"));
+            };
+            let spec = PatternSpec::take(&mut rule).map_err(|e| format!("rule {n}: {e}"))?;
+            if let Some(k) = rule.keys().next() {
+                return Err(format!(
+                    "rule {n}: unknown key \"{k}\" (known: has, equals)"
+                ));
+            }
+            Ok(spec)
+        })
+        .collect()
 }
 
 /// The rules with their pointers resolved; any match counts.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ReconnectOn {
-    rules: Vec<Match>,
+    rules: Vec<Pattern>,
 }
 
 impl ReconnectOn {
@@ -53,7 +47,7 @@ impl ReconnectOn {
     pub(crate) fn new(specs: &[NoticeSpec], ptrs: &mut Pointers) -> Result<ReconnectOn, String> {
         let rules = specs
             .iter()
-            .map(|s| Match::new(&s.has, &s.equals, ptrs))
+            .map(|s| s.resolve(ptrs))
             .collect::<Result<_, _>>()?;
         Ok(ReconnectOn { rules })
     }

@@ -14,6 +14,7 @@ use crate::message::jsonline;
 use crate::message::template::Template;
 use crate::message::{Frame, Judge, Verdict};
 use crate::ratelimit::RateLimited;
+use crate::reader::welcome::Welcome;
 use crate::shutdown::Shutdown;
 use crate::status::{Count, Stats};
 
@@ -62,6 +63,7 @@ impl<'a> LineSink<'a> {
                 &messages.topics,
                 messages.routing.separator(),
                 &messages.pong_text,
+                messages.welcome.as_ref().and_then(Welcome::text),
                 Decoder::new(messages.binary, max_message_bytes),
             ),
             warn_reject: RateLimited::new(Duration::from_secs(10)),
@@ -124,7 +126,7 @@ impl<'a> LineSink<'a> {
                 multiline,
                 dest,
             } => (text, multiline, dest),
-            Verdict::Pong => return false,
+            Verdict::Pong | Verdict::Greeting => return false,
             Verdict::Refused { why, sample } => {
                 refuse(self.stats, &mut self.warn_reject, why, sample);
                 return false;
@@ -264,6 +266,40 @@ mod tests {
         assert_eq!(stats.get(Count::Messages), 3);
         assert_eq!(stats.get(Count::RejectNotJson), 1);
         assert_eq!(stats.get(Count::RejectEmpty), 1);
+    }
+
+    #[test]
+    fn control_rules_and_the_greeting_keep_data_files_data_only() {
+        let cfg = config(json!({
+            "topics": ["trades.BTC-USDT"],
+            "route_by": ["/arg/channel", "/arg/instId"],
+            "control_messages": [{"has": ["/event"]}],
+            "welcome": {"text": "Websocket connection established."},
+        }));
+        let stats = Stats::new(64, 60.0);
+        let shutdown = Shutdown::new().unwrap();
+        let (r, w) = batch::channel(64);
+        let mut sink = LineSink::new(
+            &cfg.messages,
+            &cfg.output,
+            cfg.connection.max_message_bytes,
+            &stats,
+            &shutdown,
+            r,
+            Periods::of_secs(3600),
+        );
+        // The greeting: neither written nor refused.
+        assert!(!sink.accept(Frame::Text(b"Websocket connection established.")));
+        for m in [
+            r#"{"event":"subscribe","arg":{"channel":"trades","instId":"BTC-USDT"},"connId":"a4d3ae55"}"#,
+            r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"px":"78808.8"}]}"#,
+        ] {
+            assert!(sink.accept(Frame::Text(m.as_bytes())));
+        }
+        sink.ship();
+        let dests: Vec<Dest> = lines(&drain(&w)[0]).into_iter().map(|(d, _)| d).collect();
+        assert_eq!(dests, [Dest::Control, Dest::Topic(0)]);
+        assert_eq!(stats.get(Count::RejectNotJson), 0);
     }
 
     #[test]

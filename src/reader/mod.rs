@@ -9,6 +9,7 @@ mod lines;
 pub(crate) mod plan;
 mod session;
 mod stall;
+pub(crate) mod welcome;
 
 use tungstenite::Message;
 
@@ -138,7 +139,11 @@ impl<'a> Reader<'a> {
         }
         self.stats.set_connected(true);
         log::info!("connected to {}", self.cfg.connection.ws_url.url);
-        let end = match self.subscribe(&mut ws, &mut span) {
+        let welcomed = match &self.cfg.messages.welcome {
+            Some(w) => welcome::wait(w, &mut ws, &mut self.lines, &mut span, self.shutdown),
+            None => Ok(()),
+        };
+        let end = match welcomed.and_then(|()| self.subscribe(&mut ws, &mut span)) {
             Ok(()) => self.sessions(ws, &mut span),
             Err(end) => end,
         };

@@ -211,6 +211,15 @@ impl Setup {
         hour_files(&self.out, prefix)
     }
 
+    /// Complete lines in the `prefix` files so far: for polling while the recorder
+    /// writes, when a read can land in the middle of a write and see half a line.
+    pub fn complete_lines(&self, prefix: &str) -> usize {
+        self.files(prefix)
+            .iter()
+            .map(|f| fs::read(f).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count()))
+            .sum()
+    }
+
     /// All lines of the `prefix` files, in period order.
     pub fn lines(&self, prefix: &str) -> Vec<String> {
         let mut all = Vec::new();

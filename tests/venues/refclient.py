@@ -53,12 +53,15 @@ class Lit(str):
 
 
 def route(cfg, text):
-    if "topics" not in cfg:
-        return cfg.get("topic", "publicTrade.BTCUSDT")
     try:
         doc = json.loads(text, parse_int=Lit, parse_float=Lit)
     except ValueError:
         return "_control"
+    # control_messages: about the subscription, whatever the route key says.
+    if any(matches(rule, json.loads(text)) for rule in cfg.get("control_messages", [])):
+        return "_control"
+    if "topics" not in cfg:
+        return cfg.get("topic", "publicTrade.BTCUSDT")
     parts = []
     for p in cfg.get("route_by", ["/topic"]):
         try:
@@ -99,6 +102,8 @@ def expand(cfg, template, topic=None, matched=None):
 
 def subscribes(cfg):
     t = cfg.get("subscribe_message", '{"op":"subscribe","args":["{topic}"]}')
+    if isinstance(t, list):
+        return [m for x in t for m in subscribes(dict(cfg, subscribe_message=x))]
     if not t:
         return []
     topics = cfg.get("topics") or [cfg.get("topic")]
@@ -138,6 +143,21 @@ async def run(cfg, url, env):
     S = ARGS.scale
     async with connect(url, additional_headers=cfg.get("handshake_headers", {}), compression=None,
                        ping_interval=None, max_size=None) as ws:
+        welcome = cfg.get("welcome")
+        if welcome:
+            # Read (and keep) until the welcome, then subscribe; subscribe anyway at
+            # its timeout.
+            end = time.monotonic() + welcome.get("timeout", 10)
+            while time.monotonic() < end:
+                try:
+                    msg = await asyncio.wait_for(ws.recv(), end - time.monotonic())
+                except asyncio.TimeoutError:
+                    break
+                if welcome.get("text") == msg:
+                    break
+                files.setdefault(route(cfg, msg), []).append(msg)
+                if "text" not in welcome and matches(welcome, json.loads(msg)):
+                    break
         for i, m in enumerate(subscribes(cfg)):
             if i and cfg.get("subscribe_interval"):
                 await asyncio.sleep(cfg["subscribe_interval"])
@@ -167,6 +187,8 @@ async def run(cfg, url, env):
                     else:
                         msg = zlib.decompress(msg).decode()
                 if cfg.get("pong_text") and msg == cfg["pong_text"]:
+                    continue
+                if (cfg.get("welcome") or {}).get("text") == msg:
                     continue
                 try:
                     doc = json.loads(msg)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Local imitations of the 17 venues that have presets (examples/venues/*.json).
 
-    python3 tests/venues/sim.py VENUE --port-file P --record R [--scale S]
+    python3 tests/venues/sim.py VENUE --port-file P --record R [--scale S] [--quirk Q]
 
 Listens on 127.0.0.1:0, writes the port to P (P.tmp, then renamed) and serves one
 venue's WebSocket protocol as its documentation and FEEDS.md describe it: the URL or
@@ -16,15 +16,23 @@ Every event is appended to R as one JSON line, flushed:
   {"event":"connect","path":...}              a WebSocket connection was accepted
   {"event":"sent","file":F,"text":T}          T went out; F is the config topic whose
                                               file must hold it, "_control", or null
-                                              for what wsrec must not write (pongs)
+                                              for what wsrec must not write (pongs,
+                                              a plain-text greeting)
   {"event":"recv","text":T}                   a text message from the client
   {"event":"drop","why":...}                  the sim dropped the client
   {"event":"bullet"}                          KuCoin: a token was handed out
 Each line also has "t", the Unix time in seconds.
 
-F is computed the way SCHEMA-DRAFT.md routes: the values at the preset's route_by
-pointers joined by its separator; a key that is one of the preset's topics is that
-topic's file, everything else _control (single-topic presets: the topic).
+F says what the message IS, as the venue means it, not how wsrec routes: a venue's
+ack, error, welcome, notice or heartbeat is "_control" whatever fields it carries
+(OKX and Bitget acks carry the data's "arg", Gate's acks and errors its "channel"),
+so a preset that lets one into a topic file fails the test. Only data messages get a
+topic file, found from their route key (the values at the preset's route_by
+pointers joined by its separator, or the chanId the venue assigned); single-topic
+presets write everything to the topic's file.
+
+Where public sources hold real messages of a venue (its docs' examples, live
+captures in open-source connectors), the sim sends those first, verbatim (REAL).
 """
 import argparse
 import asyncio
@@ -47,6 +55,9 @@ ap.add_argument("venue")
 ap.add_argument("--port-file", required=True)
 ap.add_argument("--record", required=True)
 ap.add_argument("--scale", type=float, default=1.0)
+# A departure from the venue's documented behaviour, to test how wsrec copes:
+# "no-welcome" (KuCoin: never greets, serves at once).
+ap.add_argument("--quirk", default="")
 ARGS = ap.parse_args()
 SCALE = ARGS.scale
 REC = open(ARGS.record, "a", encoding="utf-8")
@@ -156,7 +167,8 @@ class SimConnection(ServerConnection):
         super().process_event(event)
 
 
-AUTO = object()
+AUTO = object()  # a data message: its topic's file, from its route key
+CONTROL = "_control"
 
 
 class Conn:
@@ -180,8 +192,11 @@ class Conn:
         key = self.state.get("alias", {}).get(key, key)
         return key if key in v.topics else "_control"
 
-    async def send(self, text, file=AUTO):
-        if file is AUTO:
+    async def send(self, text, file=CONTROL):
+        """Sends `text`; by default a control message (see the module docstring)."""
+        if self.v.single and file is not None:
+            file = self.v.single
+        elif file is AUTO:
             file = self.label(text)
         async with self.lock:
             if self.closed:
@@ -248,6 +263,8 @@ class Conn:
 
     async def data_loop(self):
         counts = {}
+        for text in self.v.real:
+            await self.send(text, file=AUTO)
         for i in range(N_DATA):
             await asyncio.sleep(random.uniform(0.02, 0.05))
             if self.closed:
@@ -256,7 +273,7 @@ class Conn:
             n = counts.get(stream, 0)
             counts[stream] = n + 1
             for text in self.v.data(self, stream, n):
-                await self.send(text)
+                await self.send(text, file=AUTO)
 
 
 # ---------------------------------------------------------------- venues
@@ -268,6 +285,8 @@ class Venue:
     topics = []
     single = None
     gzip = False
+    # Real messages (REAL in the module docstring), sent verbatim before the data.
+    real = []
 
     def http(self, conn, request, path, query):
         """Returns an HTTP response to refuse the handshake, or None."""
@@ -294,6 +313,8 @@ class Bybit(Venue):
     topics = ["publicTrade.BTCUSDT", "orderbook.1.BTCUSDT"]
     known = re.compile(r"^(publicTrade|orderbook\.(1|50|200|1000)|tickers)\.(BTCUSDT|ETHUSDT)$")
     conn_id = "3cd84cb1-7f2c-4a1f-9b1a-7d8b0d8c2f11"
+    # A live capture quoted in public connector code (FEEDS.md S28).
+    real = ['{"topic":"publicTrade.BTCUSDT","ts":1788335009483,"type":"snapshot","data":[{"i":"2290000001202469355","T":1788335009482,"p":"77606.8","v":"0.000712","S":"Buy","seq":113508069853,"s":"BTCUSDT","BT":false,"RPI":false}]}']
 
     async def start(self, c):
         # Bybit: with no ping and no data the connection is cut after 10 min; the sim
@@ -425,7 +446,9 @@ class Okx(Venue):
     topics = ["trades.BTC-USDT", "bbo-tbt.BTC-USDT"]
     channels = {"trades", "bbo-tbt", "books5", "tickers", "books"}
     inst = {"BTC-USDT", "ETH-USDT", "BTC-USDT-SWAP"}
-    conn_id = "a4d3ae55"
+    conn_id = "c7f0ba8e"
+    # A trade "confirmed live, 2026-08-31" in public connector code (FEEDS.md S29).
+    real = ['{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"1051102132","px":"78808.8","sz":"0.00504905","side":"sell","ts":"1788118931677","count":"1","source":"0","seqId":80559459948}]}']
 
     async def start(self, c):
         # OKX breaks a connection after 30 s without traffic from the client side's
@@ -520,6 +543,8 @@ class Kraken(Venue):
     topics = ["trade.BTC/USD", "ticker.BTC/USD"]
     channels = {"trade", "ticker", "book", "ohlc"}
     symbols = {"BTC/USD", "ETH/USD"}
+    # A trade from public connector test data (FEEDS.md S14).
+    real = ['{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"buy","price":105944.2,"qty":0.00027625,"ord_type":"limit","trade_id":10218208,"timestamp":"2023-10-06T17:35:55.440295Z"}]}']
 
     async def start(self, c):
         await c.send('{"channel":"status","type":"update","data":[{"version":"2.0.10","system":"online","api_version":"v2","connection_id":18125794168470749634,"upcoming_maintenance":[],"emergency":[]}]}')
@@ -547,24 +572,46 @@ class Kraken(Venue):
         if ch not in self.channels:
             await c.send('{"error":"Channel %s not found","method":"subscribe","success":false%s,"time_in":"%s","time_out":"%s"}' % (ch, req, t_in, iso()))
             return
+        trigger = p.get("event_trigger", "trades")
+        if ch == "ticker" and trigger not in ("bbo", "trades"):
+            await c.send('{"error":"event_trigger must be one of bbo, trades","method":"subscribe","success":false%s,"time_in":"%s","time_out":"%s"}' % (req, t_in, iso()))
+            return
         for s in p.get("symbol") or []:
             if s in self.symbols:
                 await c.send('{"method":"subscribe","result":{"channel":"%s","snapshot":true,"symbol":"%s"},"success":true%s,"time_in":"%s","time_out":"%s"}' % (ch, s, req, t_in, iso()))
-                c.grant(ch + "." + s)
+                if ch == "ticker" and trigger == "trades":
+                    # Kraken's default: the ticker is published on trades only, so
+                    # best-bid/offer changes between trades never come.
+                    c.state.setdefault("ticker_on_trades", set()).add(s)
+                    say("ticker for %s without event_trigger bbo: updates on trades only" % s)
+                else:
+                    c.grant(ch + "." + s)
             else:
                 await c.send('{"error":"Currency pair not supported %s","method":"subscribe","success":false,"symbol":"%s"%s,"time_in":"%s","time_out":"%s"}' % (s, s, req, t_in, iso()))
+
+    def ticker(self, ch, sym):
+        return fill('{"channel":"@c@","type":"update","data":[{"symbol":"@s@","bid":67012.1,"bid_qty":0.50000000,"ask":67012.2,"ask_qty":1.25000000,"last":67012.1,"volume":1234.56789012345678901,"vwap":66950.3,"low":66001.0,"high":68010.5,"change":120.4,"change_pct":0.18}]}', c=ch, s=sym)
 
     def data(self, c, stream, n):
         ch, sym = stream.split(".", 1)
         if ch == "trade":
-            return [fill('{"channel":"trade","type":"update","data":[{"symbol":"@s@","side":"buy","price":67012.123456789012345678,"qty":0.00027625,"ord_type":"limit","trade_id":@id@,"timestamp":"@t@"}]}', s=sym, id=10218208 + n, t=iso())]
-        return [fill('{"channel":"@c@","type":"update","data":[{"symbol":"@s@","bid":67012.1,"bid_qty":0.50000000,"ask":67012.2,"ask_qty":1.25000000,"last":67012.1,"volume":1234.56789012345678901,"vwap":66950.3,"low":66001.0,"high":68010.5,"change":120.4,"change_pct":0.18}]}', c=ch, s=sym)]
+            out = [fill('{"channel":"trade","type":"update","data":[{"symbol":"@s@","side":"buy","price":67012.123456789012345678,"qty":0.00027625,"ord_type":"limit","trade_id":@id@,"timestamp":"@t@"}]}', s=sym, id=10218208 + n, t=iso())]
+            if sym in c.state.get("ticker_on_trades", ()):
+                out.append(self.ticker("ticker", sym))
+            return out
+        if ch == "ticker":
+            # event_trigger bbo: the best bid/offer moves more often than trades happen.
+            return [self.ticker(ch, sym), self.ticker(ch, sym)]
+        return [self.ticker(ch, sym)]
 
 
 class Deribit(Venue):
     route_by = ["/params/channel"]
-    topics = ["trades.BTC-PERPETUAL.100ms", "ticker.BTC-PERPETUAL.100ms"]
-    chan = re.compile(r"^(trades|ticker|book)\.(BTC-PERPETUAL|ETH-PERPETUAL)\.(100ms|agg2|raw)$")
+    topics = ["trades.BTC-PERPETUAL.100ms", "quote.BTC-PERPETUAL"]
+    chan = re.compile(r"^((trades|ticker|book)\.(BTC-PERPETUAL|ETH-PERPETUAL)\.(100ms|agg2|raw)|quote\.(BTC-PERPETUAL|ETH-PERPETUAL))$")
+    # The docs' quote.* example (docs.deribit.com/subscriptions/market-data/quoteinstrument_name),
+    # in the notification envelope of docs.deribit.com/articles/notifications.
+    real = ['{"jsonrpc":"2.0","method":"subscription","params":{"channel":"quote.BTC-PERPETUAL","data":{"best_ask_amount":50,"best_ask_price":3996.61,"best_bid_amount":40,"best_bid_price":3914.97,"instrument_name":"BTC-PERPETUAL","timestamp":1550658624149}}}']
 
     def usx(self):
         u = int(time.time() * 1e6)
@@ -633,6 +680,8 @@ class Deribit(Venue):
     def data(self, c, stream, n):
         ts = ms()
         inst = stream.split(".")[1]
+        if stream.startswith("quote."):
+            return [fill('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"@c@","data":{"best_ask_amount":20.0,"best_ask_price":84295.5,"best_bid_amount":@a@,"best_bid_price":84295.0,"instrument_name":"@i@","timestamp":@ts@}}}', c=stream, a=1230 + n, i=inst, ts=ts)]
         if stream.startswith("trades"):
             return [fill('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"@c@","data":[{"timestamp":@ts@,"price":84295.123456789012345678,"direction":"buy","index_price":84319.98,"instrument_name":"@i@","trade_seq":@seq@,"amount":8430.0,"mark_price":84292.11,"tick_direction":2,"contracts":843.0,"trade_id":"3561309@n@"}]}}', c=stream, ts=ts, i=inst, seq=BIG + n, n=n)]
         return [fill('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"@c@","data":{"timestamp":@ts@,"state":"open","instrument_name":"@i@","best_bid_price":84295.0,"best_bid_amount":1230.0,"best_ask_price":84295.5,"best_ask_amount":20.0,"mark_price":84292.11,"index_price":84319.98,"open_interest":9007199254740993,"current_funding":0.0,"funding_8h":0.00001234}}}', c=stream, ts=ts, i=inst)]
@@ -672,7 +721,7 @@ class Bitmex(Venue):
             else:
                 await c.send('{"success":true,"subscribe":"%s","request":%s}' % (a, req))
                 if table == "trade":
-                    await c.send(fill('{"table":"trade","action":"partial","keys":[],"types":{"timestamp":"timestamp","symbol":"symbol","side":"symbol","size":"long","price":"float","tickDirection":"symbol","trdMatchID":"guid","grossValue":"long","homeNotional":"float","foreignNotional":"float","trdType":"symbol"},"filter":{"symbol":"@s@"},"data":[{"timestamp":"@t@","symbol":"@s@","side":"Buy","size":200,"price":98570.5,"tickDirection":"PlusTick","trdMatchID":"00000000-006d-1000-0000-000e8737d535","grossValue":202900,"homeNotional":0.002029,"foreignNotional":200.0,"trdType":"Regular"}]}', s=sym, t=iso()))
+                    await c.send(file=AUTO, text=fill('{"table":"trade","action":"partial","keys":[],"types":{"timestamp":"timestamp","symbol":"symbol","side":"symbol","size":"long","price":"float","tickDirection":"symbol","trdMatchID":"guid","grossValue":"long","homeNotional":"float","foreignNotional":"float","trdType":"symbol"},"filter":{"symbol":"@s@"},"data":[{"timestamp":"@t@","symbol":"@s@","side":"Buy","size":200,"price":98570.5,"tickDirection":"PlusTick","trdMatchID":"00000000-006d-1000-0000-000e8737d535","grossValue":202900,"homeNotional":0.002029,"foreignNotional":200.0,"trdType":"Regular"}]}', s=sym, t=iso()))
                 c.grant(a)
 
     def data(self, c, stream, n):
@@ -690,6 +739,8 @@ class Htx(Venue):
     topics = ["market.btcusdt.trade.detail", "market.btcusdt.bbo"]
     gzip = True
     sub = re.compile(r"^market\.(btcusdt|ethusdt)\.(trade\.detail|bbo|depth\.step0|detail)$")
+    # gocryptotrader's test data (FEEDS.md S8).
+    real = ['{"ch":"market.btcusdt.trade.detail","ts":1630994963175,"tick":{"id":137005445109,"ts":1630994963173,"data":[{"id":137005445109359290000000000,"ts":1630994963173,"tradeId":102523573486,"amount":0.006754,"price":52648.62,"direction":"buy"}]}}']
 
     async def start(self, c):
         c.state["pings"] = []
@@ -738,9 +789,14 @@ class Bitget(Venue):
     channels = {"trade", "books1", "books5", "ticker"}
     inst = {"BTCUSDT", "ETHUSDT"}
 
+    # From ccxt's Bitget doc comment (FEEDS.md S17b).
+    real = ['{"action":"snapshot","arg":{"instType":"SPOT","channel":"trade","instId":"BTCUSDT"},"data":[{"ts":"1701910980366","price":"43854.01","size":"0.0535","side":"buy","tradeId":"1116461060594286593"}],"ts":1701910980730}']
+
     async def start(self, c):
-        # Bitget: a ping at least every 2 min, and at most 10 messages a second.
-        c.require("ping", S(120), "no text ping for 2 min")
+        # Bitget: one version of its page disconnects after 30 s without a text ping
+        # (another says 2 min): the sim holds the stricter one. At most 10 messages a
+        # second, pings included.
+        c.require("ping", S(30), "no text ping for 30 s")
         c.state["sent_at"] = []
 
     async def on_text(self, c, text):
@@ -782,6 +838,8 @@ class Gate(Venue):
     topics = ["futures.trades", "futures.book_ticker"]
     channels = {"futures.trades", "futures.book_ticker", "futures.tickers", "futures.order_book"}
     contracts = {"BTC_USDT", "ETH_USDT"}
+    # gocryptotrader's test data (FEEDS.md S8).
+    real = ['{"channel":"futures.trades","event":"update","time":1541503698,"result":[{"size":-108,"id":27753479,"create_time":1545136464,"create_time_ms":1545136464123,"price":"96.4","contract":"BTC_USD"}]}']
 
     async def start(self, c):
         c.state["decimal"] = c.ws.request.headers.get("X-Gate-Size-Decimal") == "1"
@@ -814,7 +872,8 @@ class Gate(Venue):
         if bad or not pl:
             await c.send('{"time":%d,"time_ms":%d,"channel":"%s","event":"subscribe","error":{"code":2,"message":"unknown contract %s"},"result":{"status":"failed"}}' % (now, ms(), ch, bad[0] if bad else ""))
             return
-        await c.send('{"time":%d,"time_ms":%d,"conn_id":"5e74253e9c793974","trace_id":"1bde5aaa0acf2f5f48edfd4392e1fa68","channel":"%s","event":"subscribe","payload":%s,"result":{"status":"success"}}' % (now, ms(), ch, json.dumps(pl, separators=(",", ":"))))
+        # The docs' shape: {"time","time_ms","channel","event","result":{"status"}}.
+        await c.send('{"time":%d,"time_ms":%d,"channel":"%s","event":"subscribe","result":{"status":"success"}}' % (now, ms(), ch))
         for p in pl:
             c.grant(ch + "|" + p)
 
@@ -830,7 +889,9 @@ class Gate(Venue):
 
 
 class Kucoin(Venue):
-    topics = ["/market/match:BTC-USDT", "/market/ticker:BTC-USDT"]
+    topics = ["/market/match:BTC-USDT", "/spotMarket/level1:BTC-USDT"]
+    # The docs' level1 example (kucoin.com/docs-new/3470067w0).
+    real = ['{"topic":"/spotMarket/level1:BTC-USDT","type":"message","subject":"level1","data":{"asks":["68145.8","0.51987471"],"bids":["68145.7","1.29267802"],"timestamp":1729816058766}}']
     tokens = set()
     ping_interval, ping_timeout = 18000, 10000
 
@@ -859,7 +920,19 @@ class Kucoin(Venue):
             await c.send('{"id":"%s","type":"error","code":401,"data":"token is invalid"}' % cid)
             await c.drop("token %r was not handed out by bullet-public" % token[:20], 1000, "token is invalid")
             return
-        await c.send('{"id":"%s","type":"welcome"}' % cid)
+        # KuCoin: "the connection will only be available once the welcome message has
+        # been received". The sim sends it a little late and loses whatever arrives
+        # before it, so a client that subscribes at once gets nothing.
+        if ARGS.quirk == "no-welcome":
+            c.state["welcomed"] = True
+            say("quirk: no welcome")
+        async def welcome():
+            if ARGS.quirk == "no-welcome":
+                return
+            await asyncio.sleep(0.3)
+            c.state["welcomed"] = True
+            await c.send('{"id":"%s","type":"welcome"}' % cid)
+        c.spawn(welcome())
         # KuCoin: ping every pingInterval, dropped after pingInterval + pingTimeout.
         c.require("ping", S((self.ping_interval + self.ping_timeout) / 1000), "no ping for pingInterval + pingTimeout (28 s)")
 
@@ -869,6 +942,10 @@ class Kucoin(Venue):
             await c.send('{"type":"error","code":400,"data":"invalid request"}')
             return
         rid = json.dumps(str(m.get("id", "")))
+        if not c.state.get("welcomed"):
+            say("a %s before the welcome: lost" % m["type"])
+            log({"event": "lost", "text": text})
+            return
         if m["type"] == "ping":
             c.touch("ping")
             await c.send('{"id":%s,"type":"pong","timestamp":%d}' % (rid, ms() * 1000))
@@ -877,7 +954,7 @@ class Kucoin(Venue):
             await c.send('{"id":%s,"type":"error","code":400,"data":"type %s not supported"}' % (rid, m["type"]))
             return
         topic = str(m.get("topic", ""))
-        mt = re.match(r"^/market/(match|ticker):(.+)$", topic)
+        mt = re.match(r"^/(market/match|market/ticker|spotMarket/level1):(.+)$", topic)
         syms = mt.group(2).split(",") if mt else []
         if not mt or any(s not in ("BTC-USDT", "ETH-USDT") for s in syms):
             await c.send('{"id":%s,"type":"error","code":404,"data":"topic %s is not found"}' % (rid, topic))
@@ -885,11 +962,13 @@ class Kucoin(Venue):
         if m.get("response"):
             await c.send('{"id":%s,"type":"ack"}' % rid)
         for s in syms:
-            c.grant("/market/%s:%s" % (mt.group(1), s))
+            c.grant("/%s:%s" % (mt.group(1), s))
 
     def data(self, c, stream, n):
-        kind, sym = stream[len("/market/"):].split(":")
+        kind, sym = stream.rsplit("/", 1)[1].split(":")
         t = ms()
+        if kind == "level1":
+            return [fill('{"topic":"@tp@","type":"message","subject":"level1","data":{"asks":["68145.8","0.5198747@n@"],"bids":["68145.7","1.29267802"],"timestamp":@t@}}', tp=stream, n=n, t=t)]
         if kind == "match":
             return [fill('{"type":"message","topic":"@tp@","subject":"trade.l3match","data":{"makerOrderId":"6720da6d2c3e5a0007d2b7b1","price":"67012.1","sequence":"109760280035@n@","side":"buy","size":"0.00112","symbol":"@s@","takerOrderId":"6720da6e2c3e5a0007d2b7c4","time":"@ns@","tradeId":"109760280035@n@","type":"match"}}', tp=stream, s=sym, n="%05d" % n, ns=t * 1000000)]
         return [fill('{"type":"message","topic":"@tp@","subject":"trade.ticker","data":{"bestAsk":"67012.2","bestAskSize":"0.5","bestBid":"67012.1","bestBidSize":"1.2","price":"67012.1","sequence":"15458966@n@","size":"0.0011","time":@t@}}', tp=stream, n="%05d" % n, t=t)]
@@ -897,7 +976,11 @@ class Kucoin(Venue):
 
 class Bitfinex(Venue):
     route_by = ["/0"]
-    topics = ["trades.tBTCUSD", "ticker.tBTCUSD"]
+    topics = ["trades.tBTCUSD", "book.tBTCUSD"]
+    # The book's docs example (docs.bitfinex.com/reference/ws-public-books) uses
+    # chanId 17082: the sim assigns it to the first book and sends the docs'
+    # snapshot and update verbatim.
+    book_real = ['[17082,[[7254.7,3,3.3]]]', '[17082,[7254.5,0,1]]']
 
     async def start(self, c):
         await c.send('{"event":"info","version":2,"serverId":"1c2ac1e5-7f3e-4e5e-9c87-0a4c0fe2b7e4","platform":{"status":1}}')
@@ -925,15 +1008,30 @@ class Bitfinex(Venue):
         if sym not in ("tBTCUSD", "tETHUSD"):
             await c.send('{"event":"error","msg":"symbol: invalid","code":10300,"channel":"%s","symbol":%s}' % (ch, json.dumps(sym)))
             return
-        cid = 17470 + len(c.state["chan"]) * 13 + random.randint(0, 9)
+        if ch == "book":
+            if m.get("prec", "P0") not in ("P0", "P1", "P2", "P3", "P4", "R0") or m.get("freq", "F0") not in ("F0", "F1"):
+                await c.send('{"event":"error","msg":"book: prec/freq invalid","code":10011,"channel":"book","symbol":%s}' % json.dumps(sym))
+                return
+            if str(m.get("len", "25")) not in ("1", "25", "100", "250"):
+                await c.send('{"event":"error","msg":"book: len invalid","code":10012,"channel":"book","symbol":%s}' % json.dumps(sym))
+                return
+        cid = 17082 if ch == "book" and not any(v == 17082 for v in c.state["chan"].values()) else 17470 + len(c.state["chan"]) * 13 + random.randint(0, 9)
         c.state["chan"][ch + sym] = cid
         # What the recorder learns from the subscribed event (route_ids): this chanId
         # stands for <channel>.<symbol>, a topic's file when it is one.
         c.state.setdefault("alias", {})[str(cid)] = ch + "." + sym
-        await c.send('{"event":"subscribed","channel":"%s","chanId":%d,"symbol":"%s","pair":"%s"}' % (ch, cid, sym, sym[1:]))
+        if ch == "book":
+            book = ',"prec":"%s","freq":"%s","len":"%s"' % (m.get("prec", "P0"), m.get("freq", "F0"), m.get("len", "25"))
+        else:
+            book = ""
+        await c.send('{"event":"subscribed","channel":"%s","chanId":%d,"symbol":"%s"%s,"pair":"%s"}' % (ch, cid, sym, book, sym[1:]))
         if ch == "trades":
-            await c.send('[%d,[[1637440000,%d,0.00991467,102570],[1637439999,%d,-0.0151,102569.123456789012345678]]]' % (cid, ms(), ms() - 500))
-        c.every(S(15), lambda cid=cid: c.send('[%d,"hb"]' % cid))
+            await c.send('[%d,[[1637440000,%d,0.00991467,102570],[1637439999,%d,-0.0151,102569.123456789012345678]]]' % (cid, ms(), ms() - 500), file=AUTO)
+        if cid == 17082:
+            for text in self.book_real:
+                await c.send(text, file=AUTO)
+        # The heartbeat names the channel: route_ids puts it in the topic's file.
+        c.every(S(15), lambda cid=cid: c.send('[%d,"hb"]' % cid, file=AUTO))
         c.grant((ch, cid))
 
     def data(self, c, stream, n):
@@ -942,6 +1040,8 @@ class Bitfinex(Venue):
         if ch == "trades":
             return ['[%d,"te",[%d,%d,0.00991467,102570.123456789012345678]]' % (cid, 1637440001 + n, t),
                     '[%d,"tu",[%d,%d,0.00991467,102570.123456789012345678]]' % (cid, 1637440001 + n, t)]
+        if ch == "book":
+            return ['[%d,[102570.%d,%d,%s]]' % (cid, n % 10, 1 + n % 3, "-0.25" if n % 2 else "1.5")]
         return ['[%d,[102569,12.3,102570,10.5,-120.5,-0.0018,102570,1234.56789012,103000,101000]]' % cid]
 
 
@@ -950,6 +1050,10 @@ class Hyperliquid(Venue):
     topics = ["trades", "bbo"]
 
     async def start(self, c):
+        # On every connect, before anything else (the official SDK skips it): plain
+        # text, not JSON, so wsrec must not write it; and it must not count it as
+        # rejected either.
+        await c.send("Websocket connection established.", file=None)
         # Hyperliquid closes a connection after 60 s with no message from the client.
         c.require("msg", S(60), "no message from the client for 60 s")
 
