@@ -132,7 +132,8 @@ fn record(cfg: Config, debug: bool, config_arg: &str) -> Result<u8, Fatal> {
     let stats = &status::Stats::new(
         cfg.output.buffer_size,
         cfg.keep_alive.stale_timeout.as_secs_f64(),
-    );
+    )
+    .with_data_timeout(cfg.continuity.data_timeout.map(|d| d.as_secs_f64()));
     let cfg = &cfg;
     let timing = Timing::from_env();
     let (reader_side, writer_side) = batch::channel(cfg.output.buffer_size);

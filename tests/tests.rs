@@ -21,6 +21,8 @@
 //! - `status`: `--status`, the status socket, exit codes for monitoring, the metrics
 //!   file.
 //! - `coverage`: the coverage journal and `wsrec gaps`.
+//! - `handover`: gaps avoided and stated: planned reconnects (notices,
+//!   `max_connection_age`) handed over make-before-break, a 1001 close, `data_timeout`.
 //! - `operate`: deploy/ (systemd units, cron, logrotate) and log rotation.
 //! - `compress`: `scripts/compress-closed-hours`.
 //! - `archive`: `scripts/ship-closed-hours` against a real S3 server (moto) with
@@ -50,6 +52,7 @@ mod connect;
 mod coverage;
 mod disk;
 mod frames;
+mod handover;
 mod keepalive;
 mod layout;
 mod newcomer;

@@ -7,6 +7,7 @@
 //! touches `output_dir` (recording prepares it), so `--status` and `gaps` work for a
 //! user who cannot write there.
 
+mod continuity;
 mod error;
 mod fields;
 mod subscribe;
@@ -23,6 +24,7 @@ use crate::message::heartbeat::RuleSpec;
 use crate::message::pong::PongText;
 use crate::message::route_ids::RouteIdsSpec;
 use crate::message::template::Template;
+pub(crate) use continuity::Continuity;
 pub(crate) use error::ConfigError;
 use fields::Fields;
 pub(crate) use fields::{kind, scalars, strings};
@@ -105,6 +107,8 @@ pub(crate) struct Config {
     pub(crate) output: Output,
     /// The log, the status socket, the status line and the metrics file.
     pub(crate) operations: Operations,
+    /// Data timeout, planned reconnects, handover and de-duplication.
+    pub(crate) continuity: Continuity,
 }
 
 /// Where to connect and how to subscribe and reconnect.
@@ -263,6 +267,7 @@ impl Config {
             pong_text,
             heartbeats,
         } = Self::keep_alive(f)?;
+        let continuity = continuity::declare(f, &topics)?;
         let binary = f.choice(
             "binary_frames",
             Binary::Auto,
@@ -305,8 +310,14 @@ impl Config {
             Routing::ByKey { route_by, .. } => route_by,
             Routing::Single => &[],
         };
-        let lookups = Lookups::new(route_by, &heartbeats, route_ids.as_ref(), &control_messages)
-            .map_err(|(field, e)| f.err(field, e))?;
+        let lookups = Lookups::new(
+            route_by,
+            &heartbeats,
+            route_ids.as_ref(),
+            &control_messages,
+            &continuity.reconnect_on,
+        )
+        .map_err(|(field, e)| f.err(field, e))?;
         Ok(Config {
             path: path.to_path_buf(),
             connection,
@@ -321,6 +332,7 @@ impl Config {
             },
             output,
             operations,
+            continuity,
         })
     }
 

@@ -31,6 +31,9 @@ pub(crate) struct Span {
     pub(crate) closed_ms: Option<u64>,
     /// Why it ended.
     pub(crate) why: String,
+    /// With `data_timeout`: when data last reached a topic file, if it then stopped
+    /// while the socket lived on (the session covers only up to here).
+    pub(crate) data_until_ms: Option<u64>,
 }
 
 impl Span {
@@ -63,6 +66,11 @@ impl Span {
         }
     }
 
+    /// Data stopped flowing after `last` (Unix ms; `None`: it never flowed).
+    pub(crate) fn data_until(&mut self, last: Option<u64>) {
+        self.data_until_ms = Some(last.unwrap_or(self.subscribed_ms.unwrap_or(self.connected_ms)));
+    }
+
     /// The session ended now, for `why`.
     pub(crate) fn close(&mut self, why: &str) {
         let now = unix_ms();
@@ -85,8 +93,31 @@ impl Span {
             "messages": self.messages,
             "closed_ms": self.closed_ms,
             "why": self.why,
+            "data_until_ms": self.data_until_ms,
         })
     }
+}
+
+/// One handover, as the journal records it (times in Unix ms).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Handover {
+    /// The old connection's session (its `connected_ms`).
+    pub(crate) old_connected_ms: u64,
+    /// The new connection's session.
+    pub(crate) new_connected_ms: u64,
+    /// When the new connection was subscribed: the overlap starts here.
+    pub(crate) new_subscribed_ms: u64,
+    /// When the old connection stopped delivering.
+    pub(crate) handover_ms: u64,
+    /// Whether both delivered a common message (a clean handover, no gap).
+    pub(crate) joined: bool,
+    /// What decided the moment.
+    pub(crate) why: String,
+    /// Messages both delivered, written once.
+    pub(crate) duplicates: u64,
+    /// Without a common message: from the old connection's last message to the new
+    /// one's first (0 when they overlap in time).
+    pub(crate) gap_ms: u64,
 }
 
 /// The open journal.
@@ -132,6 +163,24 @@ impl Coverage {
     /// Appends the session's "close" line with every figure.
     pub(crate) fn record(&mut self, s: &Span) {
         self.append(&s.to_json("close"));
+    }
+
+    /// Appends a "handover" line: one connection replaced another (make-before-break).
+    pub(crate) fn handover(&mut self, h: &Handover) {
+        self.append(&json!({
+            "event": "handover",
+            "at_ms": unix_ms(),
+            "pid": std::process::id(),
+            "old_connected_ms": h.old_connected_ms,
+            "new_connected_ms": h.new_connected_ms,
+            "new_subscribed_ms": h.new_subscribed_ms,
+            "handover_ms": h.handover_ms,
+            "overlap_ms": h.handover_ms.saturating_sub(h.new_subscribed_ms),
+            "joined": h.joined,
+            "why": h.why,
+            "duplicates_removed": h.duplicates,
+            "gap_ms": h.gap_ms,
+        }));
     }
 
     fn append(&mut self, v: &serde_json::Value) {

@@ -47,7 +47,8 @@ pub(crate) fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
             .unwrap_or(start);
         entry.2 = entry.2.max(at);
         if v["event"] == "close" {
-            entry.1 = v["closed_ms"].as_u64();
+            // A session whose data stopped (data_timeout) covers only up to then.
+            entry.1 = v["data_until_ms"].as_u64().or(v["closed_ms"].as_u64());
         }
     }
     let last = sessions.keys().next_back().copied();
@@ -224,5 +225,10 @@ mod tests {
         // Long after, with no checkpoint since: the newest session is not stretched.
         assert_eq!(covered(j, 500_000).last(), Some(&(9000, 9000)));
         assert_eq!(gaps_in(&w, 2000, 4000), vec![]);
+        // Data stopped at 3000 (data_timeout at 4500): a gap from 3000, not 4500.
+        let j = r#"{"event":"close","connected_ms":1000,"subscribed_ms":1100,"closed_ms":4500,"data_until_ms":3000}
+{"event":"close","connected_ms":4600,"subscribed_ms":4700,"closed_ms":9000}
+"#;
+        assert_eq!(gaps_in(&covered(j, 10_000), 1100, 9000), vec![(3000, 4700)]);
     }
 }

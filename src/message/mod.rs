@@ -12,11 +12,13 @@
 
 pub(crate) mod control;
 pub(crate) mod decode;
+pub(crate) mod dedupe;
 pub(crate) mod heartbeat;
 pub mod json;
 // The path the crate and examples/check_speed.rs (through lib.rs) use.
 pub use json as jsonline;
 pub(crate) mod pong;
+pub(crate) mod reconnect_on;
 pub(crate) mod route;
 pub(crate) mod route_ids;
 pub(crate) mod template;
@@ -30,6 +32,7 @@ use decode::{Decoder, Undecodable};
 use heartbeat::{Heartbeats, PatternSpec, RuleSpec};
 use jsonline::{Pointers, Reject};
 use pong::PongText;
+use reconnect_on::{NoticeSpec, ReconnectOn};
 use route::Router;
 use route_ids::{RouteIds, RouteIdsSpec};
 use template::Template;
@@ -49,6 +52,9 @@ pub(crate) struct Lookups {
     learn: Option<RouteIds>,
     /// `control_messages`, resolved against `ptrs`.
     control: ControlRules,
+    /// The notices that start a planned reconnect (`reconnect_on`), resolved against
+    /// `ptrs`.
+    reconnect_on: ReconnectOn,
 }
 
 /// A [`Lookups`] that cannot be built: the config field to blame, and why.
@@ -62,6 +68,7 @@ impl Lookups {
         rules: &[RuleSpec],
         ids: Option<&RouteIdsSpec>,
         control: &[PatternSpec],
+        notices: &[NoticeSpec],
     ) -> Result<Lookups, LookupError> {
         let mut ptrs = Pointers::default();
         for p in route_by {
@@ -77,12 +84,14 @@ impl Lookups {
             .transpose()
             .map_err(|e| ("route_ids", e))?;
         let control = ControlRules::new(control, &mut ptrs).map_err(|e| ("control_messages", e))?;
+        let reconnect_on = ReconnectOn::new(notices, &mut ptrs).map_err(|e| ("reconnect_on", e))?;
         Ok(Lookups {
             ptrs,
             route,
             heartbeats,
             learn,
             control,
+            reconnect_on,
         })
     }
 }
@@ -138,6 +147,8 @@ pub(crate) struct Judge<'a> {
     counter: u64,
     /// The heartbeat reply to the last kept message, if one is due.
     reply: Option<String>,
+    /// A kept message matched `reconnect_on`.
+    notice: bool,
 }
 
 impl<'a> Judge<'a> {
@@ -159,6 +170,7 @@ impl<'a> Judge<'a> {
             decoder,
             counter: 0,
             reply: None,
+            notice: false,
         }
     }
 
@@ -190,10 +202,11 @@ impl<'a> Judge<'a> {
             router,
             counter,
             reply,
+            notice,
             ..
         } = self;
         match decoder.decode(b) {
-            Ok(text) => Self::judge_message(lookups, found, router, counter, reply, text),
+            Ok(text) => Self::judge_message(lookups, found, router, counter, reply, notice, text),
             Err(Undecodable::Binary) => Verdict::Refused {
                 why: Count::RejectBinary,
                 sample: b,
@@ -214,6 +227,7 @@ impl<'a> Judge<'a> {
             &mut self.router,
             &mut self.counter,
             &mut self.reply,
+            &mut self.notice,
             msg,
         )
     }
@@ -226,6 +240,7 @@ impl<'a> Judge<'a> {
         router: &mut Router<'_>,
         counter: &mut u64,
         reply: &mut Option<String>,
+        notice: &mut bool,
         msg: &'m [u8],
     ) -> Verdict<'m> {
         let valid = match jsonline::check_with(msg, &lookups.ptrs, found) {
@@ -247,6 +262,12 @@ impl<'a> Judge<'a> {
         if !heartbeats.is_empty() {
             *reply = heartbeats.reply(msg, found, valid.escaped, counter);
         }
+        // Set here, cleared by take_notice: no store per message on the common path.
+        if !lookups.reconnect_on.is_empty()
+            && lookups.reconnect_on.matches(msg, found, valid.escaped)
+        {
+            *notice = true;
+        }
         let mut dest = router.dest(msg, found, valid.escaped);
         // About the subscription, not data, whatever its route key says (the router
         // still sees it: a route_ids announcement may be one).
@@ -258,6 +279,17 @@ impl<'a> Judge<'a> {
             multiline: valid.multiline,
             dest,
         }
+    }
+
+    /// Whether a message kept since the last call announced a close
+    /// (`reconnect_on`); clears it.
+    #[inline]
+    pub(crate) fn take_notice(&mut self) -> bool {
+        if self.notice {
+            self.notice = false;
+            return true;
+        }
+        false
     }
 
     /// The heartbeat reply due for the last kept message, if one is: held here rather
@@ -277,5 +309,6 @@ impl<'a> Judge<'a> {
     pub(crate) fn new_connection(&mut self) {
         self.router.new_connection();
         self.reply = None;
+        self.notice = false;
     }
 }

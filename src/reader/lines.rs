@@ -33,6 +33,8 @@ pub(crate) struct LineSink<'a> {
     /// Decides each frame's fate.
     judge: Judge<'a>,
     warn_reject: RateLimited,
+    /// Lines shipped for topic files (not the control file), for `data_timeout`.
+    topic_lines: u64,
 }
 
 impl<'a> LineSink<'a> {
@@ -65,6 +67,7 @@ impl<'a> LineSink<'a> {
                 Decoder::new(messages.binary, max_message_bytes),
             ),
             warn_reject: RateLimited::new(Duration::from_secs(10)),
+            topic_lines: 0,
         }
     }
 
@@ -88,6 +91,18 @@ impl<'a> LineSink<'a> {
     #[inline]
     pub(crate) fn take_reply(&mut self) -> Option<String> {
         self.judge.take_reply()
+    }
+
+    /// Whether the last message announced a close (`reconnect_on`); clears it.
+    #[inline]
+    pub(crate) fn take_notice(&mut self) -> bool {
+        self.judge.take_notice()
+    }
+
+    /// Lines shipped so far that went to a topic's file.
+    #[inline]
+    pub(crate) fn topic_lines(&self) -> u64 {
+        self.topic_lines
     }
 
     /// Judges a frame and appends its line to the batch; false if it was not a message
@@ -125,6 +140,7 @@ impl<'a> LineSink<'a> {
             // Each timed line belongs to the period it was received in.
             let p = self.periods.start_of(t.as_secs());
             if p != batch.period {
+                self.topic_lines += topic_lines(batch);
                 self.side
                     .ship(batch, self.output.on_full, self.stats, self.shutdown);
                 batch.period = p;
@@ -157,6 +173,7 @@ impl<'a> LineSink<'a> {
 
     /// Hands the batch to the writer.
     pub(crate) fn ship(&mut self) -> Shipped {
+        self.topic_lines += topic_lines(&self.batch);
         self.side.ship(
             &mut self.batch,
             self.output.on_full,
@@ -164,6 +181,15 @@ impl<'a> LineSink<'a> {
             self.shutdown,
         )
     }
+}
+
+/// The lines of a batch that go to topic files (per run of lines, not per line).
+fn topic_lines(b: &Batch) -> u64 {
+    b.segments
+        .iter()
+        .filter(|s| matches!(s.dest, crate::batch::Dest::Topic(_)))
+        .map(|s| s.lines as u64)
+        .sum()
 }
 
 /// Counts a refused frame and logs it (rate-limited) with a preview.

@@ -4,8 +4,11 @@
 
 mod backoff;
 mod connect;
+mod handover;
 mod lines;
+pub(crate) mod plan;
 mod session;
+mod stall;
 pub(crate) mod welcome;
 
 use tungstenite::Message;
@@ -82,6 +85,20 @@ impl<'a> Reader<'a> {
                     break;
                 }
                 End::Lost { reason, cause } => (reason, cause),
+                // The server is going away and says so: reconnect at once.
+                End::GoingAway(reason) => {
+                    self.journal(span, &reason);
+                    self.stats.add(Count::PlannedReconnects, 1);
+                    log::info!(
+                        "{}: {reason}; reconnecting at once",
+                        self.cfg.connection.ws_url.url
+                    );
+                    backoff.reset();
+                    continue;
+                }
+                // Only inside a connection (see `sessions`).
+                End::Planned(reason) => (reason, Cause::ServerClosed),
+                End::HandedOver | End::HandoverFailed => ("handover".into(), Cause::ServerClosed),
             };
             self.journal(span, &reason);
             let url = &self.cfg.connection.ws_url.url;
@@ -127,22 +144,99 @@ impl<'a> Reader<'a> {
             None => Ok(()),
         };
         let end = match welcomed.and_then(|()| self.subscribe(&mut ws, &mut span)) {
-            Ok(()) => match Session::new(
+            Ok(()) => self.sessions(ws, &mut span),
+            Err(end) => end,
+        };
+        self.stats.set_connected(false);
+        (end, span)
+    }
+
+    /// Reads `ws` until it ends; a planned reconnect hands over to a new connection
+    /// ([`handover`]), whose session then replaces `span`.
+    fn sessions(&mut self, mut ws: Ws, span: &mut Span) -> End {
+        let mut tail = None;
+        loop {
+            // Rendered before the session borrows the line sink; only when plans
+            // can need them.
+            let subs: Vec<String> = if self.cfg.continuity.plans() {
+                let lines = &mut self.lines;
+                self.cfg
+                    .connection
+                    .subscribe_messages
+                    .iter()
+                    .map(|t| lines.render(t))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut session = match Session::new(
                 self.cfg,
                 self.stats,
                 self.shutdown,
                 ws,
                 &mut self.lines,
-                &mut span,
+                span,
                 self.coverage.as_mut(),
             ) {
-                Ok(session) => session.run(),
-                Err(end) => end,
-            },
-            Err(end) => end,
-        };
-        self.stats.set_connected(false);
-        (end, span)
+                Ok(s) => s,
+                Err(end) => return end,
+            };
+            session.set_gate(tail.take());
+            let handed = loop {
+                let end = session.run();
+                session.end_gate();
+                let End::Planned(why) = end else {
+                    return end;
+                };
+                self.stats.add(Count::PlannedReconnects, 1);
+                log::info!(
+                    "planned reconnect ({why}): opening a new connection before closing this one"
+                );
+                let old = session.span().clone();
+                match handover::overlap(
+                    self.cfg,
+                    self.stats,
+                    self.shutdown,
+                    &mut session,
+                    &old,
+                    &subs,
+                ) {
+                    handover::Outcome::Handed(h) => break h,
+                    handover::Outcome::Failed => continue,
+                    handover::Outcome::End(end) => return end,
+                }
+            };
+            if handed.old_open {
+                session.close_handed_over();
+            }
+            drop(session);
+            self.stats.add(Count::Handovers, 1);
+            self.stats.add(Count::Connects, 1);
+            self.stats.add(Count::Reconnects, 1);
+            span.close(&handed.old_why);
+            // Not when the new connection was ready: the old one ended before.
+            span.closed_ms = Some(handed.old_closed_ms);
+            if let Some(c) = self.coverage.as_mut() {
+                c.record(span);
+            }
+            self.lines.new_connection();
+            let lines = &mut self.lines;
+            let (new_ws, new_span, gate) = handed.take_over(self.cfg, self.stats, |text, ws| {
+                let ok = lines.accept(crate::message::Frame::Text(text));
+                // A notice among them is the old connection's business, now done.
+                let _ = lines.take_notice();
+                if let Some(reply) = lines.take_reply() {
+                    let _ = ws.send(Message::text(reply));
+                }
+                ok
+            });
+            *span = new_span;
+            if let Some(c) = self.coverage.as_mut() {
+                c.opened(span);
+            }
+            tail = Some(gate);
+            ws = new_ws;
+        }
     }
 
     fn subscribe(&mut self, ws: &mut Ws, span: &mut Span) -> Result<(), End> {

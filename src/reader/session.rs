@@ -16,7 +16,10 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Error as WsError, Message};
 
 use super::connect::{Ws, tcp_of};
+use super::handover::{Admit, Gate, Poll};
 use super::lines::LineSink;
+use super::plan;
+use super::stall::Stall;
 use crate::batch::Shipped;
 use crate::clock::unix_ms;
 use crate::config::{Config, Ping};
@@ -38,6 +41,13 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 /// How long a shutdown waits for the server's reply to our close frame.
 const CLOSE_WAIT: Duration = Duration::from_millis(300);
 
+/// The planned reconnect a notice starts (out of the per-message path).
+#[cold]
+fn planned(text: &[u8]) -> End {
+    let preview: String = String::from_utf8_lossy(&text[..text.len().min(80)]).into();
+    End::Planned(format!("notice {preview}"))
+}
+
 /// How a connection ended.
 pub(crate) enum End {
     /// Told to stop (or the writer is gone).
@@ -49,6 +59,15 @@ pub(crate) enum End {
         /// What kind of end it was: decides the log level and the back-off.
         cause: Cause,
     },
+    /// A close frame with code 1001 ("going away"): reconnect at once, no back-off.
+    GoingAway(String),
+    /// A notice or the connection's age asks for a planned reconnect; the
+    /// connection is still open (make-before-break).
+    Planned(String),
+    /// The new connection of a handover took over: close this one.
+    HandedOver,
+    /// The new connection of a handover failed: this one records on.
+    HandoverFailed,
 }
 
 /// What ended a connection that is to be made again.
@@ -108,6 +127,16 @@ pub(crate) struct Session<'s, 'a> {
     got_msg: bool,
     /// Reading paused on a full channel since the last drain: not a sign of staleness.
     paused: bool,
+    /// `data_timeout`'s timer.
+    stall: Option<Stall>,
+    /// Whether this connection may start a planned reconnect (not during or after a
+    /// handover's overlap on it).
+    plans: bool,
+    /// When `max_connection_age` renews this connection.
+    renew_at: Option<Instant>,
+    /// During a handover: the overlap's filter (old connection) or the duplicate
+    /// tail (new connection). `None` on the common path.
+    gate: Option<Gate>,
 }
 
 impl<'s, 'a> Session<'s, 'a> {
@@ -126,6 +155,11 @@ impl<'s, 'a> Session<'s, 'a> {
             .and_then(|s| s.set_nonblocking(true).map(|()| s))
             .map_err(|e| End::failed(format!("socket: {e}")))?;
         let now = Instant::now();
+        let c = &cfg.continuity;
+        let renew_at = c
+            .max_connection_age
+            .map(|a| now + a.delay(crate::clock::now(), plan::random_fraction()));
+        let stall = c.data_timeout.map(|d| Stall::new(d, lines.topic_lines()));
         Ok(Session {
             cfg,
             stats,
@@ -143,11 +177,55 @@ impl<'s, 'a> Session<'s, 'a> {
             got_frame: false,
             got_msg: false,
             paused: false,
+            stall,
+            plans: c.plans(),
+            renew_at,
+            gate: None,
         })
     }
 
+    /// Puts a handover's filter in front of the line sink (`None`: takes it away);
+    /// a connection in a handover plans no other.
+    pub(crate) fn set_gate(&mut self, gate: Option<Gate>) {
+        if matches!(gate, Some(ref g) if g.is_old()) {
+            self.plans = false;
+        }
+        self.end_gate();
+        self.gate = gate;
+    }
+
+    /// Writes the journal's handover line of a finished duplicate tail.
+    pub(crate) fn end_gate(&mut self) {
+        if let Some(record) = self.gate.take().and_then(Gate::into_record) {
+            if let Some(c) = self.coverage.as_deref_mut() {
+                c.handover(&record);
+            }
+        }
+    }
+
+    /// This connection's session in the journal.
+    pub(crate) fn span(&self) -> &Span {
+        self.span
+    }
+
+    /// No more planned reconnects on this connection (its handover failed).
+    pub(crate) fn no_more_plans(&mut self) {
+        self.plans = false;
+    }
+
+    /// Ends this connection after a handover: a close frame, no waiting (what it
+    /// still sends, the new connection delivers).
+    pub(crate) fn close_handed_over(&mut self) {
+        self.lines.ship();
+        let _ = self.ws.close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "handover".into(),
+        }));
+        let _ = self.ws.flush();
+    }
+
     /// Reads until the connection ends or the process is told to stop.
-    pub(crate) fn run(mut self) -> End {
+    pub(crate) fn run(&mut self) -> End {
         loop {
             let res = self.ws.read();
             if self.wait == Wait::Blocking {
@@ -176,9 +254,19 @@ impl<'s, 'a> Session<'s, 'a> {
         self.got_frame = true;
         match msg {
             Message::Text(_) | Message::Binary(_) => {
+                if let Some(g) = self.gate.as_mut() {
+                    match g.admit_message(&msg, self.stats) {
+                        Admit::Write => {}
+                        Admit::Skip => return Ok(()),
+                        Admit::Stop => return Err(End::HandedOver),
+                    }
+                }
                 if self.data(&msg) {
                     self.got_msg = true;
                     self.send_reply()?;
+                    if self.lines.take_notice() && self.plans {
+                        return Err(planned(msg_bytes(&msg)));
+                    }
                 }
                 if self.lines.full() {
                     self.ship()?;
@@ -189,6 +277,7 @@ impl<'s, 'a> Session<'s, 'a> {
             }
             Message::Close(frame) => {
                 self.lines.ship();
+                let going_away = frame.as_ref().is_some_and(|f| f.code == CloseCode::Away);
                 let reason = match frame {
                     Some(f) => format!(
                         "server closed the connection (code {}, \"{}\")",
@@ -199,6 +288,9 @@ impl<'s, 'a> Session<'s, 'a> {
                 };
                 // Let tungstenite send the close reply; failures here do not matter.
                 let _ = self.ws.flush();
+                if going_away {
+                    return Err(End::GoingAway(reason));
+                }
                 return Err(End::Lost {
                     reason,
                     cause: Cause::ServerClosed,
@@ -262,6 +354,7 @@ impl<'s, 'a> Session<'s, 'a> {
     fn drained(&mut self) -> Result<(), End> {
         self.ship()?;
         let now = Instant::now();
+        let paused = self.paused;
         if self.got_frame || self.paused {
             self.last_rx = now;
             self.got_frame = false;
@@ -282,6 +375,31 @@ impl<'s, 'a> Session<'s, 'a> {
                 "stale: nothing received for {:.1}s",
                 silent.as_secs_f64()
             )));
+        }
+        if let Some(st) = self.stall.as_mut() {
+            // Not while this connection is being replaced: its data may stop then.
+            if !self.gate.as_ref().is_some_and(Gate::is_old) {
+                if let Err(why) = st.check(now, self.lines.topic_lines(), paused, self.stats) {
+                    self.stats.add(Count::DataTimeouts, 1);
+                    self.span.data_until(st.last_ms());
+                    return Err(End::failed(why));
+                }
+            }
+        }
+        if let Some(g) = self.gate.as_mut() {
+            match g.poll(now) {
+                Poll::Go => {}
+                Poll::Stop => return Err(End::HandedOver),
+                Poll::Failed => {
+                    self.gate = None;
+                    return Err(End::HandoverFailed);
+                }
+                Poll::Done => self.end_gate(),
+            }
+        }
+        if self.plans && self.renew_at.is_some_and(|t| now >= t) {
+            self.renew_at = None;
+            return Err(End::Planned("max_connection_age".into()));
         }
         if let Some(c) = self.coverage.as_deref_mut() {
             c.tick(self.span, now);
@@ -381,5 +499,14 @@ impl<'s, 'a> Session<'s, 'a> {
         }
         self.lines.ship();
         End::Quit
+    }
+}
+
+/// The payload of a text or binary message.
+fn msg_bytes(msg: &Message) -> &[u8] {
+    match msg {
+        Message::Text(t) => t.as_bytes(),
+        Message::Binary(b) => b,
+        _ => b"",
     }
 }

@@ -49,6 +49,16 @@ pub(crate) enum Count {
     LostAtShutdownLines,
     /// Bytes of those lines.
     LostAtShutdownBytes,
+    /// Reconnects because no message reached a topic file for `data_timeout`.
+    DataTimeouts,
+    /// Reconnects planned by a notice, the connection's age or a 1001 close.
+    PlannedReconnects,
+    /// Handovers from an old connection to a new one that overlapped it.
+    Handovers,
+    /// Planned reconnects whose new connection failed (the old one kept recording).
+    HandoversFailed,
+    /// Messages delivered by both connections of a handover, written once.
+    HandoverDuplicates,
 }
 
 /// How a counter appears to users.
@@ -80,7 +90,7 @@ const fn def(
 const NOT_WRITTEN: &str = "Frames not written, by reason.";
 
 /// Every counter, in the order of [`Count`].
-pub(crate) const COUNTERS: [CounterDef; 16] = [
+pub(crate) const COUNTERS: [CounterDef; 21] = [
     def(
         "total_messages",
         "wsrec_messages_total",
@@ -177,6 +187,36 @@ pub(crate) const COUNTERS: [CounterDef; 16] = [
         None,
         "Bytes of the lines lost at shutdown.",
     ),
+    def(
+        "data_timeouts",
+        "wsrec_data_timeouts_total",
+        None,
+        "Reconnects because no message reached a topic file for data_timeout.",
+    ),
+    def(
+        "planned_reconnects",
+        "wsrec_planned_reconnects_total",
+        None,
+        "Reconnects planned by a notice (reconnect_on), max_connection_age or a close with code 1001.",
+    ),
+    def(
+        "handover.handovers",
+        "wsrec_handovers_total",
+        None,
+        "Make-before-break handovers to a new connection.",
+    ),
+    def(
+        "handover.failed",
+        "wsrec_handovers_failed_total",
+        None,
+        "Planned reconnects whose new connection failed; the old one kept recording.",
+    ),
+    def(
+        "handover.duplicates_removed",
+        "wsrec_handover_duplicates_removed_total",
+        None,
+        "Messages delivered by both connections of a handover and written once.",
+    ),
 ];
 
 /// A figure that goes up and down (Prometheus gauges). The discriminant is the index
@@ -195,6 +235,9 @@ pub(crate) enum Gauge {
     QueueCapacity,
     /// Seconds since the last accepted message (since start, before the first).
     LastMessageAge,
+    /// Seconds since a line last reached a topic file (with `data_timeout`; else
+    /// since start).
+    LastDataAge,
 }
 
 /// How a gauge appears in the metrics file.
@@ -208,7 +251,7 @@ pub(crate) struct GaugeDef {
 }
 
 /// Every gauge, in the order of [`Gauge`].
-pub(crate) const GAUGES: [GaugeDef; 6] = [
+pub(crate) const GAUGES: [GaugeDef; 7] = [
     GaugeDef {
         gauge: Gauge::Up,
         metric: "wsrec_up",
@@ -238,6 +281,11 @@ pub(crate) const GAUGES: [GaugeDef; 6] = [
         gauge: Gauge::LastMessageAge,
         metric: "wsrec_last_message_age_seconds",
         help: "Seconds since the last message.",
+    },
+    GaugeDef {
+        gauge: Gauge::LastDataAge,
+        metric: "wsrec_last_data_age_seconds",
+        help: "Seconds since a line last reached a topic file (tracked with data_timeout; else the uptime).",
     },
 ];
 
@@ -269,6 +317,11 @@ pub(crate) struct Stats {
     last_frame_ms: AtomicU64,
     /// Unix time in ms of the last message accepted (0 = none yet).
     last_message_ms: AtomicU64,
+    /// Unix time in ms of the last line shipped to a topic file, kept with
+    /// `data_timeout` (0 = none yet).
+    last_data_ms: AtomicU64,
+    /// `data_timeout` in seconds: data older than this is unhealthy.
+    data_after_s: Option<f64>,
     /// Seconds after which a silent stream counts as stale (for the health verdict).
     stale_after_s: f64,
     /// The file the writer wrote last.
@@ -289,10 +342,23 @@ impl Stats {
             connected: AtomicBool::new(false),
             last_frame_ms: AtomicU64::new(0),
             last_message_ms: AtomicU64::new(0),
+            last_data_ms: AtomicU64::new(0),
+            data_after_s: None,
             stale_after_s,
             current_file: Mutex::new(String::new()),
             last_error: Mutex::new(String::new()),
         }
+    }
+
+    /// With `data_timeout`: data older than `secs` makes the status unhealthy.
+    pub(crate) fn with_data_timeout(mut self, secs: Option<f64>) -> Stats {
+        self.data_after_s = secs;
+        self
+    }
+
+    /// A line reached a topic file at `ms` (kept with `data_timeout`).
+    pub(crate) fn data_at(&self, ms: u64) {
+        self.last_data_ms.store(ms, Relaxed);
     }
 
     /// Adds `n` to a counter; returns the value before.
@@ -358,6 +424,8 @@ impl Stats {
             queue_capacity: self.queue_capacity,
             last_frame_age_s: age(self.last_frame_ms.load(Relaxed)),
             last_message_age_s: age(self.last_message_ms.load(Relaxed)),
+            last_data_age_s: age(self.last_data_ms.load(Relaxed)),
+            data_after_s: self.data_after_s,
             stale_after_s: self.stale_after_s,
             current_file: self
                 .current_file
@@ -390,6 +458,9 @@ pub(crate) struct Snapshot {
     last_frame_age_s: Option<f64>,
     /// Seconds since the last accepted message.
     pub(crate) last_message_age_s: Option<f64>,
+    /// Seconds since the last line reached a topic file (with `data_timeout`).
+    pub(crate) last_data_age_s: Option<f64>,
+    data_after_s: Option<f64>,
     stale_after_s: f64,
     current_file: String,
     last_error: String,
@@ -422,6 +493,7 @@ impl Snapshot {
             Gauge::QueueDepth => self.queue_depth as f64,
             Gauge::QueueCapacity => self.queue_capacity as f64,
             Gauge::LastMessageAge => self.last_message_age_s.unwrap_or(self.uptime_s),
+            Gauge::LastDataAge => self.last_data_age_s.unwrap_or(self.uptime_s),
         }
     }
 
@@ -441,7 +513,12 @@ impl Snapshot {
             Some(age) => age <= self.stale_after_s,
             None => self.uptime_s <= self.stale_after_s,
         };
-        self.connected && fresh
+        // With data_timeout, pongs and control messages are not enough: data must flow.
+        let data = match self.data_after_s {
+            None => true,
+            Some(after) => self.last_data_age_s.unwrap_or(self.uptime_s) <= after,
+        };
+        self.connected && fresh && data
     }
 
     /// The Go streamer's status line: `Uptime: 12m34s | Total Msgs: 152340 | Rate: 7260.12 msg/min`.
@@ -469,6 +546,8 @@ impl Snapshot {
             "last_frame_age_s": self.last_frame_age_s.map(round3),
             "last_message_age_s": self.last_message_age_s.map(round3),
             "stale_timeout_s": self.stale_after_s,
+            "last_data_age_s": self.last_data_age_s.map(round3),
+            "data_timeout_s": self.data_after_s,
             "current_file": self.current_file,
             "last_error": self.last_error,
             "status_line": self.line(),
@@ -530,7 +609,7 @@ mod tests {
         assert_eq!(Count::WriteErrors.name(), "write_errors");
     }
 
-    const ALL: [Count; 16] = [
+    const ALL: [Count; 21] = [
         Count::Messages,
         Count::LinesWritten,
         Count::BytesWritten,
@@ -547,5 +626,10 @@ mod tests {
         Count::OutputReopened,
         Count::LostAtShutdownLines,
         Count::LostAtShutdownBytes,
+        Count::DataTimeouts,
+        Count::PlannedReconnects,
+        Count::Handovers,
+        Count::HandoversFailed,
+        Count::HandoverDuplicates,
     ];
 }

@@ -1,0 +1,85 @@
+//! The config fields of the mechanisms that avoid gaps and state them: the data
+//! timeout, planned reconnects (notices, connection age) and the make-before-break
+//! handover with its de-duplication. Each mechanism parses its own value; this file
+//! only declares the fields.
+
+use std::time::Duration;
+
+use super::ConfigError;
+use super::fields::Fields;
+use crate::message::dedupe::{self, DedupeBy};
+use crate::message::reconnect_on::{self, NoticeSpec};
+use crate::reader::plan::{self, ConnectionAge};
+
+/// What the gap-avoiding mechanisms are configured to do.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Continuity {
+    /// Reconnect when no message reached a topic file for this long; `None` = never.
+    pub(crate) data_timeout: Option<Duration>,
+    /// Messages that announce a close: each starts a planned reconnect.
+    pub(crate) reconnect_on: Vec<NoticeSpec>,
+    /// Renew each connection by this clock.
+    pub(crate) max_connection_age: Option<ConnectionAge>,
+    /// Longest a handover waits for the new connection to deliver a message the old
+    /// one delivered.
+    pub(crate) handover_overlap: Duration,
+    /// What makes two messages the same across connections.
+    pub(crate) dedupe_by: DedupeBy,
+}
+
+impl Continuity {
+    /// Whether anything plans reconnects (then a handover may run).
+    pub(crate) fn plans(&self) -> bool {
+        !self.reconnect_on.is_empty() || self.max_connection_age.is_some()
+    }
+}
+
+/// Declares and takes the fields.
+pub(super) fn declare(f: &mut Fields, topics: &[String]) -> Result<Continuity, ConfigError> {
+    let data_timeout = f.seconds(
+        "data_timeout",
+        0.0,
+        0.0..=86_400.0,
+        "reconnect and resubscribe when no message reached a topic file for this many seconds while the socket is otherwise alive (pongs and heartbeats do not count); `0` = off",
+    )?;
+    let reconnect_on = match f.take(
+        "reconnect_on",
+        "rules for messages that announce a close (`{\"has\": [pointers], \"equals\": {pointer: value}}`, as in `heartbeat_replies`): a match starts a planned, make-before-break reconnect",
+    ) {
+        None => Vec::new(),
+        Some(v) => reconnect_on::parse(v).map_err(|e| f.err("reconnect_on", e))?,
+    };
+    let jitter = f.seconds(
+        "connection_age_jitter",
+        0.0,
+        0.0..=86_400.0,
+        "the planned renewal of `max_connection_age` comes at a random point up to this many seconds early",
+    )?;
+    let max_connection_age = match f.take(
+        "max_connection_age",
+        "renew each connection (make-before-break) this many seconds after it opened, or daily at `\"HH:MM\"` UTC; `0` = never",
+    ) {
+        None => None,
+        Some(v) => plan::parse(v, jitter).map_err(|e| f.err("max_connection_age", e))?,
+    };
+    let handover_overlap = f.seconds(
+        "handover_overlap",
+        5.0,
+        0.1..=600.0,
+        "longest a planned reconnect keeps the old connection once the new one is subscribed, waiting for a message both delivered; then it hands over anyway",
+    )?;
+    let dedupe_by = match f.take(
+        "dedupe_by",
+        "what makes two messages the same across connections: JSON pointers (an array for every topic, or an object of topic or `\"*\"` -> array); default the message bytes",
+    ) {
+        None => DedupeBy::default(),
+        Some(v) => dedupe::parse(v, topics).map_err(|e| f.err("dedupe_by", e))?,
+    };
+    Ok(Continuity {
+        data_timeout: (data_timeout > 0.0).then(|| Duration::from_secs_f64(data_timeout)),
+        reconnect_on,
+        max_connection_age,
+        handover_overlap: Duration::from_secs_f64(handover_overlap),
+        dedupe_by,
+    })
+}
