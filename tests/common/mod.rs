@@ -224,7 +224,14 @@ impl Setup {
     pub fn lines(&self, prefix: &str) -> Vec<String> {
         let mut all = Vec::new();
         for f in self.files(prefix) {
-            let text = fs::read_to_string(&f).unwrap();
+            // A read that lands while the writer's write(2) copies a batch can see half
+            // a line for a moment; a torn line stays torn. Read again for up to 2 s.
+            let end = Instant::now() + Duration::from_secs(2);
+            let mut text = fs::read_to_string(&f).unwrap();
+            while !(text.is_empty() || text.ends_with('\n')) && Instant::now() < end {
+                thread::sleep(Duration::from_millis(5));
+                text = fs::read_to_string(&f).unwrap();
+            }
             assert!(
                 text.is_empty() || text.ends_with('\n'),
                 "{} ends in a partial line",
