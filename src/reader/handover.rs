@@ -422,7 +422,7 @@ fn open_new(
         None
     };
     stats.add(Count::Attempts, 1);
-    let mut ws = match connect::connect(cfg) {
+    let mut ws = match connect::connect(&cfg.connection) {
         Ok(ws) => ws,
         Err(e) => return fail(format!("the new connection: {e}")),
     };

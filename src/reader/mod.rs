@@ -71,7 +71,7 @@ impl<'a> Reader<'a> {
         );
         while !self.shutdown.requested() {
             self.stats.add(Count::Attempts, 1);
-            let (end, retry_after, span) = match connect::connect(self.cfg) {
+            let (end, retry_after, span) = match connect::connect(&self.cfg.connection) {
                 Ok(ws) => {
                     let (end, span) = self.connection(ws);
                     (end, None, Some(span))
