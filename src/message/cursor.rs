@@ -249,6 +249,82 @@ impl CursorFile {
     }
 }
 
+/// How much of the newest files a start reads back for the keys of what was
+/// recorded last.
+const SEED_BYTES: u64 = 8 << 20;
+
+/// The data messages recorded last, oldest first: the complete lines at the end of the
+/// newest one or two uncompressed files of each of `prefixes` in `dir` (up to
+/// [`SEED_BYTES`] each), the message taken out of a timestamped line. A restart keys
+/// them, so that the replay of a resume is written once across restarts too: the
+/// files, not memory, say what was recorded.
+pub(crate) fn recorded_tail(dir: &Path, prefixes: &[String]) -> Vec<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(String, u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let (prefix, period) = name.strip_suffix(".jsonl")?.rsplit_once('_')?;
+            let period = period.parse().ok()?;
+            prefixes
+                .iter()
+                .any(|p| p == prefix)
+                .then(|| (prefix.to_string(), period, e.path()))
+        })
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for prefix in prefixes {
+        let mine: Vec<&PathBuf> = files
+            .iter()
+            .filter(|(p, _, _)| p == prefix)
+            .map(|(_, _, path)| path)
+            .collect();
+        for path in &mine[mine.len().saturating_sub(2)..] {
+            let Ok(mut f) = std::fs::File::open(path) else {
+                continue;
+            };
+            let len = f.metadata().map_or(0, |m| m.len());
+            let start = len.saturating_sub(SEED_BYTES);
+            let mut buf = Vec::new();
+            if f.seek(SeekFrom::Start(start)).is_err() || f.read_to_end(&mut buf).is_err() {
+                continue;
+            }
+            // From the first line start (unless at the file's start) to the last newline.
+            let from = if start == 0 {
+                0
+            } else {
+                buf.iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(buf.len(), |i| i + 1)
+            };
+            let to = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            if from >= to {
+                continue;
+            }
+            out.extend(
+                buf[from..to]
+                    .split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(|line| match line.strip_prefix(b"{\"recv_ns\":") {
+                        Some(rest) => {
+                            let at = rest.windows(7).position(|w| w == b",\"msg\":");
+                            match (at, rest.last()) {
+                                (Some(i), Some(b'}')) => rest[i + 7..rest.len() - 1].to_vec(),
+                                _ => line.to_vec(),
+                            }
+                        }
+                        None => line.to_vec(),
+                    }),
+            );
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +371,23 @@ mod tests {
         // Saved for another pointer: not used.
         let other = parse(json!({"at": "/other"})).unwrap();
         assert_eq!(CursorFile::open(&dir, &other).1, None);
+        // The tail of the newest two files of each topic, messages out of
+        // timestamped lines, a torn last line left out.
+        std::fs::write(dir.join("t_0.jsonl"), "{\"a\":0}\n").unwrap();
+        std::fs::write(dir.join("t_3600.jsonl"), "{\"a\":1}\n").unwrap();
+        std::fs::write(
+            dir.join("t_7200.jsonl"),
+            "{\"recv_ns\":5,\"msg\":{\"a\":2}}\n{\"a\":3}\n{\"a\":",
+        )
+        .unwrap();
+        std::fs::write(dir.join("t_7200.jsonl.zst"), "x").unwrap();
+        std::fs::write(dir.join("u_7200.jsonl"), "{\"b\":1}\n").unwrap();
+        let got = recorded_tail(&dir, &["t".to_string()]);
+        let got: Vec<&str> = got
+            .iter()
+            .map(|l| std::str::from_utf8(l).unwrap())
+            .collect();
+        assert_eq!(got, ["{\"a\":1}", "{\"a\":2}", "{\"a\":3}"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

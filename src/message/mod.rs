@@ -64,6 +64,8 @@ pub(crate) struct Lookups {
     sequences: Sequences,
     /// The pointer of `cursor`, in `ptrs`.
     cursor: Option<usize>,
+    /// Whether `cursor` or `sequence` looks at each data message.
+    per_data: bool,
 }
 
 /// A [`Lookups`] that cannot be built: the config field to blame, and why.
@@ -110,6 +112,7 @@ impl Lookups {
             learn,
             control,
             reconnect_on,
+            per_data: cursor.is_some() || !sequences.is_empty(),
             sequences,
             cursor,
         })
@@ -326,12 +329,10 @@ impl<'a> Judge<'a> {
         if lookups.control.is_control(msg, found, valid.escaped) {
             dest = Dest::Control;
         }
-        if let Dest::Topic(topic) = dest {
-            // One test on the common path: neither is configured.
-            if lookups.cursor.is_some() || !lookups.sequences.is_empty() {
-                if Self::replayed(lookups, found, state, topic as usize, msg, valid.escaped) {
-                    return Verdict::Duplicate;
-                }
+        // One test on the common path, where neither cursor nor sequence is set.
+        if let (true, Dest::Topic(topic)) = (lookups.per_data, dest) {
+            if Self::replayed(lookups, found, state, topic as usize, msg, valid.escaped) {
+                return Verdict::Duplicate;
             }
         }
         Verdict::Keep {
@@ -385,6 +386,13 @@ impl<'a> Judge<'a> {
     #[inline]
     pub(crate) fn take_breaks(&mut self) -> Option<Vec<Break>> {
         self.state.seq.take_breaks()
+    }
+
+    /// Remembers the key of a data message recorded before this process started.
+    pub(crate) fn remember(&mut self, msg: &[u8]) {
+        if let Some(r) = self.state.resume.as_mut() {
+            r.ring.insert(r.keys.key(msg));
+        }
     }
 
     /// The newest value recorded at the `cursor` pointer.

@@ -93,6 +93,16 @@ impl<'a> LineSink<'a> {
                 log::info!("cursor: resuming from {v} (saved in {})", cursor::FILE_NAME);
             }
             self.judge = self.judge.with_cursor(saved, Some(Keys::new(cfg)));
+            // What the files hold last is what a resume must not write again.
+            let prefixes: Vec<String> = self
+                .topics
+                .iter()
+                .map(|t| crate::message::route::file_name(t))
+                .collect();
+            let tail = cursor::recorded_tail(&cfg.output.output_dir, &prefixes);
+            for msg in &tail {
+                self.judge.remember(msg);
+            }
             self.cursor = Some((spec, file));
         }
         self
