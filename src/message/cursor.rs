@@ -123,20 +123,23 @@ pub(crate) fn parse(v: Value) -> Result<CursorSpec, String> {
 }
 
 impl CursorSpec {
-    /// The text `{cursor}` becomes when `newest` is the newest value recorded.
+    /// The text `{cursor}` becomes when `newest` is the newest value recorded. A
+    /// time (`unit` given) is never later than now: one message stamped in the future
+    /// (a Nostr author's clock) must not make the resume skip what comes meanwhile.
     pub(crate) fn fill(&self, newest: Option<i128>) -> Option<String> {
-        let v = match (newest, self.initial) {
-            (Some(n), _) => n - self.rewind,
-            (None, Some(Initial::Value(v))) => v,
-            (None, Some(Initial::Now)) => {
-                let now = crate::clock::now();
-                match self.unit {
-                    Some(Unit::Seconds) => now.as_secs().into(),
-                    Some(Unit::Millis) => now.as_millis() as i128,
-                    Some(Unit::Micros) => now.as_micros() as i128,
-                    _ => now.as_nanos() as i128,
-                }
+        let now = self.unit.map(|u| {
+            let now = crate::clock::now();
+            match u {
+                Unit::Seconds => i128::from(now.as_secs()),
+                Unit::Millis => now.as_millis() as i128,
+                Unit::Micros => now.as_micros() as i128,
+                Unit::Nanos => now.as_nanos() as i128,
             }
+        });
+        let v = match (newest, self.initial) {
+            (Some(n), _) => now.map_or(n, |t| n.min(t)) - self.rewind,
+            (None, Some(Initial::Value(v))) => v,
+            (None, Some(Initial::Now)) => now?,
             (None, None) => return None,
         };
         Some(v.to_string())
@@ -356,6 +359,9 @@ mod tests {
             .unwrap();
         let now: u64 = n.fill(None).unwrap().parse().unwrap();
         assert!(now.abs_diff(crate::clock::now().as_secs()) <= 1);
+        // A value from the future counts as now.
+        let later: u64 = n.fill(Some(i128::MAX / 2)).unwrap().parse().unwrap();
+        assert!(later.abs_diff(crate::clock::now().as_secs() - 10) <= 1);
         assert!(parse(json!({"at": "/t", "initial": "now"})).is_err());
         assert!(parse(json!({"at": "t"})).is_err());
         assert!(parse(json!({"at": "/t", "rewind": -1})).is_err());
