@@ -531,12 +531,19 @@ macro_rules! preset_tests {
 
 preset_tests! {
     preset_bybit: Case {
-        extra: |ev, _| {
+        extra: |ev, run| {
             let pings = recv_texts(ev)
                 .iter()
                 .filter(|t| t.contains("\"ping\""))
                 .count();
             assert!(pings >= 3, "{pings} pings");
+            // The book's u is checked, and its snapshots (the first, the re-sent
+            // one, the restart's u = 1) are no sequence gaps.
+            let book = run.lines("orderbook.1.BTCUSDT");
+            let us: Vec<u64> = book.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()?["data"]["u"].as_u64()).collect();
+            assert!(us.len() >= 10 && us.windows(2).all(|w| w[1] == w[0] + 1 || w[1] == w[0] || w[1] == 1), "{us:?}");
+            let log = run.setup.log_text();
+            assert!(!log.contains("sequence gap"), "no sequence gap in the log:\n{log}");
         },
         ..Case::new("bybit", 45.0, |t, v| v["topic"] == t && !v["data"].is_null() && v.get("op").is_none())
     };
@@ -690,6 +697,42 @@ fn preset_kucoin_without_a_welcome_subscribes_after_the_timeout() {
         },
         ..Case::new("kucoin", 28.0, |t, v| {
             v["topic"] == t && v["type"] == "message"
+        })
+    });
+}
+
+/// A book update the venue never sent is a sequence gap in the venue's numbers,
+/// found by the preset's `sequence` rule on the venue's own shape.
+#[test]
+fn preset_bybit_states_a_lost_book_update() {
+    run_case(Case {
+        quirk: "book-gap",
+        edit: |cfg| cfg["coverage_journal"] = json!(true),
+        extra: |_, run| {
+            let out = Command::new(bin())
+                .args([
+                    "--config",
+                    run.setup.config.to_str().unwrap(),
+                    "gaps",
+                    "--json",
+                ])
+                .output()
+                .unwrap();
+            let rows: Vec<Value> = String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .filter(|r: &Value| r["kind"] == "sequence")
+                .collect();
+            assert_eq!(rows.len(), 1, "{rows:?}");
+            assert_eq!(
+                (&rows[0]["topic"], &rows[0]["last"], &rows[0]["next"]),
+                (&json!("orderbook.1.BTCUSDT"), &json!(20), &json!(22)),
+                "{rows:?}"
+            );
+        },
+        ..Case::new("bybit", 45.0, |t, v| {
+            v["topic"] == t && !v["data"].is_null()
         })
     });
 }

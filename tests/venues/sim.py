@@ -57,7 +57,8 @@ ap.add_argument("--port-file", required=True)
 ap.add_argument("--record", required=True)
 ap.add_argument("--scale", type=float, default=1.0)
 # A departure from the venue's documented behaviour, to test how wsrec copes:
-# "no-welcome" (KuCoin: never greets, serves at once); "cut-once" (Jetstream, Nostr:
+# "no-welcome" (KuCoin: never greets, serves at once); "book-gap" (Bybit: the book
+# update u = 21 is never sent); "cut-once" (Jetstream, Nostr:
 # the first connection is cut, TCP only, after 30 data messages of a stream, as a
 # network fault).
 ap.add_argument("--quirk", default="")
@@ -360,8 +361,18 @@ class Bybit(Venue):
         if stream.startswith("publicTrade"):
             return [fill('{"topic":"@s@","type":"snapshot","ts":@ts@,"data":[{"T":@ts@,"s":"@sym@","S":"Buy","v":"0.000712","p":"77606.8","L":"PlusTick","i":"22900000012024@n@","BT":false,"RPI":false,"seq":@seq@}]}',
                          s=stream, ts=ts, sym=sym, n=n, seq=BIG + n)]
-        return [fill('{"topic":"@s@","type":"delta","ts":@ts@,"data":{"s":"@sym@","b":[["77606.70","1.028"]],"a":[["77606.80","0.35@n@"]],"u":@u@,"seq":@seq@},"cts":@ts@}',
-                     s=stream, ts=ts, sym=sym, n=n, u=n + 1, seq=BIG + 2 * n)]
+        # u counts the book's updates by one: a snapshot first, deltas after; the
+        # level-1 snapshot re-sent (same u) when the book did not change; at n = 80 a
+        # "service restart": a snapshot with u = 1, and the count goes on from there.
+        u = n + 1 if n < 80 else n - 79
+        if ARGS.quirk == "book-gap" and 20 <= n < 80:
+            u += 1  # the update with u = 21 is lost
+        kind = "snapshot" if n in (0, 80) else "delta"
+        book = '{"topic":"@s@","type":"@k@","ts":@ts@,"data":{"s":"@sym@","b":[["77606.70","1.028"]],"a":[["77606.80","0.35@n@"]],"u":@u@,"seq":@seq@},"cts":@ts@}'
+        out = [fill(book, s=stream, k=kind, ts=ts, sym=sym, n=n, u=u, seq=BIG + 2 * n)]
+        if n == 40:
+            out.append(fill(book, s=stream, k="snapshot", ts=ts, sym=sym, n=n, u=u, seq=BIG + 2 * n))
+        return out
 
 
 class Binance(Venue):
