@@ -68,6 +68,13 @@ pub(crate) struct Lookups {
     per_data: bool,
 }
 
+impl Lookups {
+    /// Whether `sequence` has rules.
+    pub(crate) fn has_sequences(&self) -> bool {
+        !self.sequences.is_empty()
+    }
+}
+
 /// A [`Lookups`] that cannot be built: the config field to blame, and why.
 pub(crate) type LookupError = (&'static str, String);
 
@@ -382,10 +389,11 @@ impl<'a> Judge<'a> {
         false
     }
 
-    /// The sequence breaks found since the last call.
+    /// The sequence breaks found since the last call; `now_ms` is the time now, and
+    /// the time of the messages judged next.
     #[inline]
-    pub(crate) fn take_breaks(&mut self) -> Option<Vec<Break>> {
-        self.state.seq.take_breaks()
+    pub(crate) fn take_breaks(&mut self, now_ms: u64) -> Option<Vec<Break>> {
+        self.state.seq.take_breaks(now_ms)
     }
 
     /// Remembers the key of a data message recorded before this process started.

@@ -204,9 +204,9 @@ pub(crate) struct Break {
     pub(crate) next: i128,
     /// The previous number it named (a chained sequence).
     pub(crate) prev: Option<i128>,
-    /// When the last in-sequence message came (Unix ms).
+    /// When the last in-sequence message came: the start of its read burst (Unix ms).
     pub(crate) last_ms: u64,
-    /// When this one came (Unix ms).
+    /// When it was found: the end of its read burst (Unix ms).
     pub(crate) at_ms: u64,
 }
 
@@ -216,6 +216,9 @@ pub(crate) struct Break {
 pub(crate) struct Tracker {
     last: Vec<Option<(i128, u64)>>,
     breaks: Vec<Break>,
+    /// The time (Unix ms) as of the last read burst: a message's time to within one
+    /// burst, without a clock read per message.
+    clock_ms: u64,
 }
 
 impl Tracker {
@@ -238,7 +241,7 @@ impl Tracker {
         if self.last.len() <= topic {
             self.last.resize(seqs.rules.len(), None);
         }
-        let now = crate::clock::unix_ms();
+        let now = self.clock_ms;
         let prev = rule.prev.and_then(|p| number(msg, found, p));
         let reset = (rule.prev.is_some() && prev.is_none())
             || rule
@@ -261,18 +264,26 @@ impl Tracker {
         self.last[topic] = Some((at, now));
     }
 
-    /// The breaks found since the last call.
+    /// The breaks found since the last call, as of `now_ms` (the end of the read
+    /// burst they were found in), which is also the time the next messages are given:
+    /// a gap's start is no later, and its end no earlier, than the true times.
     #[inline]
-    pub(crate) fn take_breaks(&mut self) -> Option<Vec<Break>> {
+    pub(crate) fn take_breaks(&mut self, now_ms: u64) -> Option<Vec<Break>> {
+        self.clock_ms = now_ms;
         if self.breaks.is_empty() {
             return None;
         }
-        Some(std::mem::take(&mut self.breaks))
+        let mut breaks = std::mem::take(&mut self.breaks);
+        for b in &mut breaks {
+            b.at_ms = now_ms;
+        }
+        Some(breaks)
     }
 
     /// A new connection: no expectation carries over.
     pub(crate) fn new_connection(&mut self) {
         self.last.iter_mut().for_each(|l| *l = None);
+        self.clock_ms = crate::clock::unix_ms();
     }
 }
 
@@ -326,7 +337,7 @@ mod tests {
             let v = jsonline::check_with(m.as_bytes(), &ptrs, &mut found).unwrap();
             t.check(&seqs, *topic, m.as_bytes(), &found, v.escaped);
         }
-        t.take_breaks()
+        t.take_breaks(0)
             .unwrap_or_default()
             .into_iter()
             .map(|b| (b.last, b.next))

@@ -45,6 +45,8 @@ pub(crate) struct LineSink<'a> {
     /// `cursor` and its state file, when configured.
     cursor: Option<(&'a CursorSpec, CursorFile)>,
     warn_break: RateLimited,
+    /// Whether `sequence` has rules (then the judge needs the time of each burst).
+    sequences: bool,
 }
 
 impl<'a> LineSink<'a> {
@@ -81,6 +83,7 @@ impl<'a> LineSink<'a> {
             topics: &messages.topics,
             cursor: None,
             warn_break: RateLimited::new(Duration::from_secs(10)),
+            sequences: messages.lookups.has_sequences(),
         }
     }
 
@@ -139,9 +142,13 @@ impl<'a> LineSink<'a> {
     /// Counts the sequence breaks found since the last call and writes them to the
     /// journal (by the reader thread, as every journal line, so that they are as safe
     /// at a crash as the session lines).
+    /// Once per read burst; the messages judged next are given the time now.
     #[inline]
     pub(crate) fn flush_breaks(&mut self, coverage: Option<&mut Coverage>) {
-        if let Some(breaks) = self.judge.take_breaks() {
+        if !self.sequences {
+            return;
+        }
+        if let Some(breaks) = self.judge.take_breaks(clock::unix_ms()) {
             self.record_breaks(breaks, coverage);
         }
     }
