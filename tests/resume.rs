@@ -176,10 +176,9 @@ fn a_dropped_connection_and_restarts_resume_with_nothing_lost_or_doubled() {
         count(&s) > before + rate / 2
     });
     let st = s.wait_status();
-    assert!(
-        st["resume_duplicates_removed"].as_u64().unwrap() > 0,
-        "the replayed overlap was removed: {st}"
-    );
+    let removed = st["resume_duplicates_removed"].as_u64().unwrap();
+    assert!(removed > 0, "the replayed overlap was removed: {st}");
+    eprintln!("resume: after the drop, {removed} replayed events not written again");
 
     // 2. SIGTERM: the cursor is saved at the stop; events go on meanwhile.
     rec.term();
@@ -226,4 +225,9 @@ fn a_dropped_connection_and_restarts_resume_with_nothing_lost_or_doubled() {
         &lost[..lost.len().min(10)]
     );
     assert!(got.len() as u64 > 3 * rate, "{} events", got.len());
+    eprintln!(
+        "resume: {} events at {rate}/s over {} connections, 0 lost, 0 duplicated",
+        got.len(),
+        cursors.len()
+    );
 }

@@ -6,7 +6,9 @@
 //! Each mechanism is one file that parses its piece of the config and applies its
 //! rule: [`decode`] (`binary_frames`), [`pong`] (`pong_text`), [`heartbeat`]
 //! (`heartbeat_replies`), [`route_ids`] (`route_ids`), [`control`]
-//! (`control_messages`), [`template`] (subscribe, ping and reply messages); the
+//! (`control_messages`), [`template`] (subscribe, ping and reply messages),
+//! [`sequence`] (sequence gaps), [`cursor`] (resume by cursor, with the replay
+//! written once by [`dedupe`] keys); the
 //! reader's `welcome` gives the judge its plain-text greeting, if any. [`route`] decides the file; [`jsonline`] is the JSON check that
 //! finds every pointer the mechanisms look at in one pass.
 
