@@ -23,6 +23,11 @@
 //! - `coverage`: the coverage journal and `wsrec gaps`.
 //! - `handover`: gaps avoided and stated: planned reconnects (notices,
 //!   `max_connection_age`) handed over make-before-break, a 1001 close, `data_timeout`.
+//! - `resume`: resume by cursor (`cursor`) against a Jetstream-like server: a drop,
+//!   a SIGTERM and a SIGKILL lose nothing and write nothing twice.
+//! - `sequence`: sequence checks (`sequence`): injected breaks are the sequence gaps
+//!   of `wsrec gaps`, `--status --json` and the metrics file; a documented reset is
+//!   not one.
 //! - `operate`: deploy/ (systemd units, cron, logrotate) and log rotation.
 //! - `compress`: `scripts/compress-closed-hours`.
 //! - `archive`: `scripts/ship-closed-hours` against a real S3 server (moto) with
@@ -60,7 +65,9 @@ mod operate;
 mod peers;
 mod presets;
 mod recording;
+mod resume;
 mod routing;
+mod sequence;
 mod shutdown;
 mod status;
 mod tls;

@@ -59,15 +59,16 @@ pub(crate) fn tcp_of(ws: &Ws) -> &TcpStream {
 }
 
 /// TCP connect, TLS handshake and WebSocket upgrade, each with a deadline; first the
-/// URL command, if there is one.
-pub(crate) fn connect(conn: &Connection) -> Result<Ws, ConnectError> {
+/// URL command, if there is one; else `url` (`ws_url` with `{cursor}` filled in), or
+/// `ws_url`.
+pub(crate) fn connect(conn: &Connection, url: Option<&WsUrl>) -> Result<Ws, ConnectError> {
     let fetched;
     let url = match &conn.ws_url_command {
         Some(c) => {
             fetched = url_from_command(c)?;
             &fetched
         }
-        None => &conn.ws_url,
+        None => url.unwrap_or(&conn.ws_url),
     };
     let hostport = format!("{}:{}", url.host, url.port);
     let tcp = tcp(&url.host, url.port)

@@ -401,6 +401,8 @@ impl<'s, 'a> Session<'s, 'a> {
             self.renew_at = None;
             return Err(End::Planned("max_connection_age".into()));
         }
+        self.lines.flush_breaks(self.coverage.as_deref_mut());
+        self.lines.tick(now);
         if let Some(c) = self.coverage.as_deref_mut() {
             c.tick(self.span, now);
         }

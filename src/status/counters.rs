@@ -59,6 +59,10 @@ pub(crate) enum Count {
     HandoversFailed,
     /// Messages delivered by both connections of a handover, written once.
     HandoverDuplicates,
+    /// Data messages a resume by cursor replayed, written once.
+    ResumeDuplicates,
+    /// Sequence breaks: a data message that did not follow its topic's last one.
+    SequenceBreaks,
 }
 
 /// How a counter appears to users.
@@ -90,7 +94,7 @@ const fn def(
 const NOT_WRITTEN: &str = "Frames not written, by reason.";
 
 /// Every counter, in the order of [`Count`].
-pub(crate) const COUNTERS: [CounterDef; 21] = [
+pub(crate) const COUNTERS: [CounterDef; 23] = [
     def(
         "total_messages",
         "wsrec_messages_total",
@@ -216,6 +220,18 @@ pub(crate) const COUNTERS: [CounterDef; 21] = [
         "wsrec_handover_duplicates_removed_total",
         None,
         "Messages delivered by both connections of a handover and written once.",
+    ),
+    def(
+        "resume_duplicates_removed",
+        "wsrec_resume_duplicates_removed_total",
+        None,
+        "Data messages a resume by cursor replayed and written once.",
+    ),
+    def(
+        "sequence_gaps",
+        "wsrec_sequence_gaps_total",
+        None,
+        "Sequence gaps: data messages whose number did not follow their topic's last one (sequence).",
     ),
 ];
 
@@ -670,7 +686,7 @@ mod tests {
         assert_eq!(Count::WriteErrors.name(), "write_errors");
     }
 
-    const ALL: [Count; 21] = [
+    const ALL: [Count; 23] = [
         Count::Messages,
         Count::LinesWritten,
         Count::BytesWritten,
@@ -692,5 +708,7 @@ mod tests {
         Count::Handovers,
         Count::HandoversFailed,
         Count::HandoverDuplicates,
+        Count::ResumeDuplicates,
+        Count::SequenceBreaks,
     ];
 }
