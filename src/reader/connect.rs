@@ -61,13 +61,19 @@ pub(crate) fn tcp_of(ws: &Ws) -> &TcpStream {
 /// TCP connect, TLS handshake and WebSocket upgrade, each with a deadline; first the
 /// URL command, if there is one.
 pub(crate) fn connect(cfg: &Config) -> Result<Ws, ConnectError> {
+    connect_to(cfg, None)
+}
+
+/// [`connect`], to `url` when given (a redundant line's own URL, `ws_url_b`).
+pub(crate) fn connect_to(cfg: &Config, url: Option<&WsUrl>) -> Result<Ws, ConnectError> {
     let fetched;
-    let url = match &cfg.connection.ws_url_command {
-        Some(c) => {
+    let url = match (url, &cfg.connection.ws_url_command) {
+        (Some(u), _) => u,
+        (None, Some(c)) => {
             fetched = url_from_command(c)?;
             &fetched
         }
-        None => &cfg.connection.ws_url,
+        (None, None) => &cfg.connection.ws_url,
     };
     let hostport = format!("{}:{}", url.host, url.port);
     let tcp = tcp(&url.host, url.port)

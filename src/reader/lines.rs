@@ -6,6 +6,7 @@
 use std::io::Write as _;
 use std::time::Duration;
 
+use super::redundant::Feed;
 use crate::batch::{Batch, ReaderSide, Shipped, shape};
 use crate::clock::{self, Periods};
 use crate::config::{LineFormat, Messages, Output};
@@ -19,14 +20,38 @@ use crate::shutdown::Shutdown;
 use crate::status::{Count, Stats};
 
 /// Batches are sent once they reach this many bytes.
-const MAX_BATCH_BYTES: usize = 256 * 1024;
+pub(super) const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// Where a line sink's batches go.
+pub(crate) enum Out<'a> {
+    /// The channel to the writer: one connection.
+    Channel(ReaderSide),
+    /// One of two redundant lines: each message's key is kept with its line, and a
+    /// shipped batch goes through the arbiter, which writes the first arrivals.
+    Line(Box<Feed<'a>>),
+}
+
+impl From<ReaderSide> for Out<'_> {
+    fn from(side: ReaderSide) -> Self {
+        Out::Channel(side)
+    }
+}
+
+impl Out<'_> {
+    fn ship(&mut self, batch: &mut Batch, output: &Output, stats: &Stats, sd: &Shutdown) -> Shipped {
+        match self {
+            Out::Channel(side) => side.ship(batch, output.on_full, stats, sd),
+            Out::Line(feed) => feed.ship(batch, output, stats, sd),
+        }
+    }
+}
 
 /// The reader's side of the pipeline to the writer.
 pub(crate) struct LineSink<'a> {
     output: &'a Output,
     stats: &'a Stats,
     shutdown: &'a Shutdown,
-    side: ReaderSide,
+    out: Out<'a>,
     periods: Periods,
     per_batch: usize,
     batch: Batch,
@@ -46,7 +71,7 @@ impl<'a> LineSink<'a> {
         max_message_bytes: usize,
         stats: &'a Stats,
         shutdown: &'a Shutdown,
-        side: ReaderSide,
+        out: impl Into<Out<'a>>,
         periods: Periods,
     ) -> LineSink<'a> {
         let (per_batch, _) = shape(output.buffer_size);
@@ -54,7 +79,7 @@ impl<'a> LineSink<'a> {
             output,
             stats,
             shutdown,
-            side,
+            out: out.into(),
             periods,
             per_batch,
             batch: Batch::default(),
@@ -141,8 +166,7 @@ impl<'a> LineSink<'a> {
             let p = self.periods.start_of(t.as_secs());
             if p != batch.period {
                 self.topic_lines += topic_lines(batch);
-                self.side
-                    .ship(batch, self.output.on_full, self.stats, self.shutdown);
+                self.out.ship(batch, self.output, self.stats, self.shutdown);
                 batch.period = p;
             }
         }
@@ -163,7 +187,18 @@ impl<'a> LineSink<'a> {
         }
         data.push(b'\n');
         batch.end_line(dest);
+        if let Out::Line(feed) = &mut self.out {
+            feed.keep(msg, batch.data.len());
+        }
         true
+    }
+
+    /// The channel to the writer, if this sink feeds it (not a redundant line's).
+    pub(crate) fn into_side(self) -> Option<ReaderSide> {
+        match self.out {
+            Out::Channel(side) => Some(side),
+            Out::Line(_) => None,
+        }
     }
 
     /// A new connection: ids learnt on the last one mean nothing now.
@@ -174,12 +209,8 @@ impl<'a> LineSink<'a> {
     /// Hands the batch to the writer.
     pub(crate) fn ship(&mut self) -> Shipped {
         self.topic_lines += topic_lines(&self.batch);
-        self.side.ship(
-            &mut self.batch,
-            self.output.on_full,
-            self.stats,
-            self.shutdown,
-        )
+        self.out
+            .ship(&mut self.batch, self.output, self.stats, self.shutdown)
     }
 }
 

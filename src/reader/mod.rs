@@ -7,6 +7,7 @@ mod connect;
 mod handover;
 mod lines;
 pub(crate) mod plan;
+mod redundant;
 mod session;
 mod stall;
 pub(crate) mod welcome;
@@ -31,6 +32,9 @@ pub(crate) struct Reader<'a> {
     shutdown: &'a Shutdown,
     lines: LineSink<'a>,
     coverage: Option<Coverage>,
+    timing: Timing,
+    /// With `redundant`: which line this reader is.
+    line: Option<redundant::LineOf<'a>>,
 }
 
 impl<'a> Reader<'a> {
@@ -59,19 +63,43 @@ impl<'a> Reader<'a> {
                 .output
                 .coverage_journal
                 .then(|| Coverage::new(&cfg.output.output_dir, timing.checkpoint)),
+            timing,
+            line: None,
+        }
+    }
+
+    /// The URL this reader connects to.
+    fn url(&self) -> &'a str {
+        match self.line.as_ref().and_then(|l| l.url) {
+            Some(u) => &u.url,
+            None => &self.cfg.connection.ws_url.url,
+        }
+    }
+
+    /// Connected and subscribed, or not: the status's `connected` (and, with
+    /// `redundant`, the line's).
+    fn set_up(&self, up: bool) {
+        match &self.line {
+            Some(l) => l.set_up(up, self.stats),
+            None => self.stats.set_connected(up),
         }
     }
 
     /// Connects, reads and reconnects until told to stop; then hangs up the channel
     /// (by being dropped).
     pub(crate) fn run(mut self) {
+        if let (None, Some(r)) = (&self.line, &self.cfg.continuity.redundant) {
+            // Reader::new made this sink for the channel; the lines get their own.
+            let side = self.lines.into_side().expect("the reader's sink feeds the channel");
+            return redundant::run(self.cfg, self.stats, self.shutdown, side, self.timing, r);
+        }
         let mut backoff = Backoff::new(
             self.cfg.connection.reconnect_initial_delay,
             self.cfg.connection.reconnect_max_delay,
         );
         while !self.shutdown.requested() {
             self.stats.add(Count::Attempts, 1);
-            let (end, retry_after, span) = match connect::connect(self.cfg) {
+            let (end, retry_after, span) = match connect::connect_to(self.cfg, self.line.as_ref().and_then(|l| l.url)) {
                 Ok(ws) => {
                     let (end, span) = self.connection(ws);
                     (end, None, Some(span))
@@ -89,10 +117,7 @@ impl<'a> Reader<'a> {
                 End::GoingAway(reason) => {
                     self.journal(span, &reason);
                     self.stats.add(Count::PlannedReconnects, 1);
-                    log::info!(
-                        "{}: {reason}; reconnecting at once",
-                        self.cfg.connection.ws_url.url
-                    );
+                    log::info!("{}: {reason}; reconnecting at once", self.url());
                     backoff.reset();
                     continue;
                 }
@@ -101,7 +126,7 @@ impl<'a> Reader<'a> {
                 End::HandedOver | End::HandoverFailed => ("handover".into(), Cause::ServerClosed),
             };
             self.journal(span, &reason);
-            let url = &self.cfg.connection.ws_url.url;
+            let url = self.url();
             if cause == Cause::ServerClosed {
                 log::info!("{url}: {reason}");
             } else {
@@ -137,8 +162,8 @@ impl<'a> Reader<'a> {
         if self.stats.add(Count::Connects, 1) > 0 {
             self.stats.add(Count::Reconnects, 1);
         }
-        self.stats.set_connected(true);
-        log::info!("connected to {}", self.cfg.connection.ws_url.url);
+        self.set_up(true);
+        log::info!("connected to {}", self.url());
         let welcomed = match &self.cfg.messages.welcome {
             Some(w) => welcome::wait(w, &mut ws, &mut self.lines, &mut span, self.shutdown),
             None => Ok(()),
@@ -147,7 +172,7 @@ impl<'a> Reader<'a> {
             Ok(()) => self.sessions(ws, &mut span),
             Err(end) => end,
         };
-        self.stats.set_connected(false);
+        self.set_up(false);
         (end, span)
     }
 
@@ -188,6 +213,13 @@ impl<'a> Reader<'a> {
                 let End::Planned(why) = end else {
                     return end;
                 };
+                if let Some(line) = &self.line {
+                    // Two lines: the other covers while this one reconnects.
+                    match redundant::planned(line, &mut session, why) {
+                        Some(end) => return end,
+                        None => continue,
+                    }
+                }
                 self.stats.add(Count::PlannedReconnects, 1);
                 log::info!(
                     "planned reconnect ({why}): opening a new connection before closing this one"

@@ -59,6 +59,18 @@ pub(crate) enum Count {
     HandoversFailed,
     /// Messages delivered by both connections of a handover, written once.
     HandoverDuplicates,
+    /// `redundant`: messages line A delivered (first arrivals and copies).
+    LineAMessages,
+    /// Messages line A delivered first (written).
+    LineAFirstArrivals,
+    /// Messages line A delivered after line B (dropped).
+    LineADuplicates,
+    /// The same for line B.
+    LineBMessages,
+    /// Messages line B delivered first.
+    LineBFirstArrivals,
+    /// Messages line B delivered after line A.
+    LineBDuplicates,
 }
 
 /// How a counter appears to users.
@@ -90,7 +102,7 @@ const fn def(
 const NOT_WRITTEN: &str = "Frames not written, by reason.";
 
 /// Every counter, in the order of [`Count`].
-pub(crate) const COUNTERS: [CounterDef; 21] = [
+pub(crate) const COUNTERS: [CounterDef; 27] = [
     def(
         "total_messages",
         "wsrec_messages_total",
@@ -217,6 +229,42 @@ pub(crate) const COUNTERS: [CounterDef; 21] = [
         None,
         "Messages delivered by both connections of a handover and written once.",
     ),
+    def(
+        "line_a.messages",
+        "wsrec_line_a_messages_total",
+        None,
+        "redundant: messages line A delivered, first or not.",
+    ),
+    def(
+        "line_a.first_arrivals",
+        "wsrec_line_a_first_arrivals_total",
+        None,
+        "redundant: messages line A delivered first (written).",
+    ),
+    def(
+        "line_a.duplicates_removed",
+        "wsrec_line_a_duplicates_removed_total",
+        None,
+        "redundant: messages line A delivered after line B (not written).",
+    ),
+    def(
+        "line_b.messages",
+        "wsrec_line_b_messages_total",
+        None,
+        "redundant: messages line B delivered, first or not.",
+    ),
+    def(
+        "line_b.first_arrivals",
+        "wsrec_line_b_first_arrivals_total",
+        None,
+        "redundant: messages line B delivered first (written).",
+    ),
+    def(
+        "line_b.duplicates_removed",
+        "wsrec_line_b_duplicates_removed_total",
+        None,
+        "redundant: messages line B delivered after line A (not written).",
+    ),
 ];
 
 /// A figure that goes up and down (Prometheus gauges). The discriminant is the index
@@ -238,6 +286,12 @@ pub(crate) enum Gauge {
     /// Seconds since a line last reached a topic file (with `data_timeout`; else
     /// since start).
     LastDataAge,
+    /// `redundant`: how many lines are connected (0, 1 or 2; 0 without `redundant`).
+    LinesConnected,
+    /// `redundant`: 1 while line A is connected.
+    LineAConnected,
+    /// `redundant`: 1 while line B is connected.
+    LineBConnected,
 }
 
 /// How a gauge appears in the metrics file.
@@ -251,7 +305,7 @@ pub(crate) struct GaugeDef {
 }
 
 /// Every gauge, in the order of [`Gauge`].
-pub(crate) const GAUGES: [GaugeDef; 7] = [
+pub(crate) const GAUGES: [GaugeDef; 10] = [
     GaugeDef {
         gauge: Gauge::Up,
         metric: "wsrec_up",
@@ -287,6 +341,21 @@ pub(crate) const GAUGES: [GaugeDef; 7] = [
         metric: "wsrec_last_data_age_seconds",
         help: "Seconds since a line last reached a topic file (tracked with data_timeout; else the uptime).",
     },
+    GaugeDef {
+        gauge: Gauge::LinesConnected,
+        metric: "wsrec_lines_connected",
+        help: "redundant: lines connected (2 = full, 1 = degraded; 0 without redundant).",
+    },
+    GaugeDef {
+        gauge: Gauge::LineAConnected,
+        metric: "wsrec_line_a_connected",
+        help: "redundant: 1 while line A is connected.",
+    },
+    GaugeDef {
+        gauge: Gauge::LineBConnected,
+        metric: "wsrec_line_b_connected",
+        help: "redundant: 1 while line B is connected.",
+    },
 ];
 
 impl Count {
@@ -313,6 +382,9 @@ pub(crate) struct Stats {
     queue_capacity: u64,
     /// Whether the reader holds an open connection.
     connected: AtomicBool,
+    /// With `redundant`: whether each line is connected.
+    redundant: AtomicBool,
+    line_connected: [AtomicBool; 2],
     /// Unix time in ms of the last frame of any kind received (0 = none yet).
     last_frame_ms: AtomicU64,
     /// Unix time in ms of the last message accepted (0 = none yet).
@@ -340,6 +412,8 @@ impl Stats {
             queue_depth: AtomicU64::new(0),
             queue_capacity: queue_capacity as u64,
             connected: AtomicBool::new(false),
+            redundant: AtomicBool::new(false),
+            line_connected: Default::default(),
             last_frame_ms: AtomicU64::new(0),
             last_message_ms: AtomicU64::new(0),
             last_data_ms: AtomicU64::new(0),
@@ -389,6 +463,16 @@ impl Stats {
         self.connected.store(connected, Relaxed);
     }
 
+    /// The recording runs two lines (`redundant`): the status shows each.
+    pub(crate) fn set_redundant(&self) {
+        self.redundant.store(true, Relaxed);
+    }
+
+    /// Redundant line `i` (0 = A) is connected or not.
+    pub(crate) fn set_line_connected(&self, i: usize, connected: bool) {
+        self.line_connected[i].store(connected, Relaxed);
+    }
+
     /// A frame of any kind arrived at Unix time `ms`; `message` if one was accepted.
     pub(crate) fn received_at(&self, ms: u64, message: bool) {
         self.last_frame_ms.store(ms, Relaxed);
@@ -420,6 +504,10 @@ impl Stats {
             started_unix: self.started_unix,
             counts: std::array::from_fn(|i| self.counts[i].load(Relaxed)),
             connected: self.connected.load(Relaxed),
+            lines: self
+                .redundant
+                .load(Relaxed)
+                .then(|| std::array::from_fn(|i| self.line_connected[i].load(Relaxed))),
             queue_depth: self.queue_depth.load(Relaxed),
             queue_capacity: self.queue_capacity,
             last_frame_age_s: age(self.last_frame_ms.load(Relaxed)),
@@ -451,6 +539,8 @@ pub(crate) struct Snapshot {
     pub(crate) counts: [u64; COUNTERS.len()],
     /// Connected now.
     pub(crate) connected: bool,
+    /// With `redundant`: whether each line is connected.
+    pub(crate) lines: Option<[bool; 2]>,
     /// Messages waiting in the channel.
     pub(crate) queue_depth: u64,
     /// Channel capacity in messages.
@@ -494,6 +584,10 @@ impl Snapshot {
             Gauge::QueueCapacity => self.queue_capacity as f64,
             Gauge::LastMessageAge => self.last_message_age_s.unwrap_or(self.uptime_s),
             Gauge::LastDataAge => self.last_data_age_s.unwrap_or(self.uptime_s),
+            Gauge::LinesConnected => self.lines.map_or(0, |l| l.iter().filter(|c| **c).count())
+                as f64,
+            Gauge::LineAConnected => self.lines.is_some_and(|l| l[0]) as u8 as f64,
+            Gauge::LineBConnected => self.lines.is_some_and(|l| l[1]) as u8 as f64,
         }
     }
 
@@ -558,7 +652,22 @@ impl Snapshot {
                 None => v[d.json] = json!(n),
             }
         }
+        v["redundancy"] = json!(self.redundancy());
+        if let Some(lines) = self.lines {
+            v["line_a"]["connected"] = json!(lines[0]);
+            v["line_b"]["connected"] = json!(lines[1]);
+        }
         v
+    }
+
+    /// With `redundant`: `"full"` (both lines connected), `"degraded"` (one) or
+    /// `"down"`; `None` without.
+    pub(crate) fn redundancy(&self) -> Option<&'static str> {
+        self.lines.map(|l| match l {
+            [true, true] => "full",
+            [false, false] => "down",
+            _ => "degraded",
+        })
     }
 }
 
@@ -609,7 +718,7 @@ mod tests {
         assert_eq!(Count::WriteErrors.name(), "write_errors");
     }
 
-    const ALL: [Count; 21] = [
+    const ALL: [Count; 27] = [
         Count::Messages,
         Count::LinesWritten,
         Count::BytesWritten,
@@ -631,5 +740,11 @@ mod tests {
         Count::Handovers,
         Count::HandoversFailed,
         Count::HandoverDuplicates,
+        Count::LineAMessages,
+        Count::LineAFirstArrivals,
+        Count::LineADuplicates,
+        Count::LineBMessages,
+        Count::LineBFirstArrivals,
+        Count::LineBDuplicates,
     ];
 }
