@@ -23,6 +23,9 @@
 //! - `coverage`: the coverage journal and `wsrec gaps`.
 //! - `handover`: gaps avoided and stated: planned reconnects (notices,
 //!   `max_connection_age`) handed over make-before-break, a 1001 close, `data_timeout`.
+//! - `redundant`: two lines (`redundant`, `ws_url_b`), first arrival wins: resets of
+//!   either line lose and duplicate nothing, a gap only where both were down, a line
+//!   refused is a degraded status.
 //! - `operate`: deploy/ (systemd units, cron, logrotate) and log rotation.
 //! - `compress`: `scripts/compress-closed-hours`.
 //! - `archive`: `scripts/ship-closed-hours` against a real S3 server (moto) with
@@ -60,6 +63,7 @@ mod operate;
 mod peers;
 mod presets;
 mod recording;
+mod redundant;
 mod routing;
 mod shutdown;
 mod status;
