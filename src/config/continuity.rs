@@ -93,12 +93,11 @@ pub(super) fn declare(f: &mut Fields, topics: &[String]) -> Result<Continuity, C
     let url_b = f.string(
         "ws_url_b",
         "",
-        "with `redundant`: line B's URL (another host of the venue, so that the two lines do not fail together); empty = the same as line A's",
+        "with `redundant`: line B's URL (another host of the venue, so that the two lines do not fail together); empty = the same as line A's; unused without `redundant`",
     )?;
+    // Checked even without `redundant`: a preset carries it for the user to turn on.
     let ws_url_b = if url_b.is_empty() {
         None
-    } else if !redundant {
-        return Err(f.err("ws_url_b", "is used only with \"redundant\": true"));
     } else {
         Some(parse_ws_url(&url_b).map_err(|e| f.err("ws_url_b", e))?)
     };
