@@ -68,11 +68,16 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The URL this reader connects to.
-    fn url(&self) -> &'a str {
-        match self.line.as_ref().and_then(|l| l.url) {
+    /// The URL this reader connects to, for the log (with `redundant`, after its
+    /// line's name).
+    fn url(&self) -> String {
+        let url = match self.line.as_ref().and_then(|l| l.url) {
             Some(u) => &u.url,
             None => &self.cfg.connection.ws_url.url,
+        };
+        match &self.line {
+            Some(l) => format!("line {} ({url})", l.name()),
+            None => url.clone(),
         }
     }
 
@@ -159,7 +164,9 @@ impl<'a> Reader<'a> {
     fn connection(&mut self, mut ws: Ws) -> (End, Span) {
         let mut span = Span::start();
         self.lines.new_connection();
-        if self.stats.add(Count::Connects, 1) > 0 {
+        // With two lines, each line's first connect is not a reconnect.
+        let line_first = self.line.as_ref().is_some_and(|l| l.first_connect());
+        if self.stats.add(Count::Connects, 1) > 0 && !line_first {
             self.stats.add(Count::Reconnects, 1);
         }
         self.set_up(true);

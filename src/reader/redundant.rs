@@ -162,6 +162,8 @@ const LINE_COUNTS: [[Count; 3]; 2] = [
 /// Which line a [`Reader`] is.
 pub(crate) struct LineOf<'a> {
     shared: &'a Shared,
+    /// Whether the line has connected before.
+    connected_before: std::cell::Cell<bool>,
     /// 0 for A, 1 for B.
     pub(crate) index: usize,
     /// Its URL, when it is not the configured one (`ws_url_b`).
@@ -172,6 +174,11 @@ impl LineOf<'_> {
     /// The line's name.
     pub(crate) fn name(&self) -> &'static str {
         NAMES[self.index]
+    }
+
+    /// True at the line's first connect (then not a reconnect).
+    pub(crate) fn first_connect(&self) -> bool {
+        !self.connected_before.replace(true)
     }
 
     /// The line is connected and subscribed (or not): the status follows.
@@ -222,6 +229,7 @@ pub(crate) fn run(
         for index in 0..2 {
             let line = LineOf {
                 shared: &shared,
+                connected_before: Default::default(),
                 index,
                 url: if index == 1 { r.ws_url_b.as_ref() } else { None },
             };
