@@ -302,3 +302,73 @@ pub(crate) fn planned(line: &LineOf<'_>, session: &mut Session<'_, '_>, why: Str
 
 /// How long a planned reconnect waits for the other line, each time.
 const PLAN_RETRY: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch;
+    use crate::clock::Periods;
+    use crate::message::Frame;
+    use serde_json::json;
+
+    #[test]
+    fn first_arrival_wins_per_burst_in_order() {
+        let cfg = Config::for_test(json!({"buffer_size": 64, "redundant": true}));
+        let stats = Stats::new(64, 60.0);
+        let shutdown = Shutdown::new().unwrap();
+        let (side, w) = batch::channel(64);
+        let shared = Shared {
+            arbiter: Mutex::new(Arbiter {
+                seen: KeyRing::new(),
+                batch: Batch::default(),
+                side,
+                per_batch: 1000,
+            }),
+            up: Default::default(),
+            delivering: Default::default(),
+        };
+        let sink = |line| {
+            LineSink::new(
+                &cfg.messages,
+                &cfg.output,
+                cfg.connection.max_message_bytes,
+                &stats,
+                &shutdown,
+                Out::Line(Box::new(Feed {
+                    shared: &shared,
+                    line,
+                    keys: Keys::new(&cfg),
+                    ends: Vec::new(),
+                })),
+                Periods::of_secs(3600),
+            )
+        };
+        let (mut a, mut b) = (sink(0), sink(1));
+        let m = |n: u32| format!("{{\"seq\":{n}}}");
+        for n in [1, 2, 3] {
+            assert!(a.accept(Frame::Text(m(n).as_bytes())));
+        }
+        for n in [2, 3, 4, 5] {
+            assert!(b.accept(Frame::Text(m(n).as_bytes())));
+        }
+        // B's burst is arbitrated first: it wins 2 and 3.
+        assert_eq!(b.ship(), Shipped::Sent);
+        assert_eq!(a.ship(), Shipped::Sent);
+        let mut arb = lock(&shared.arbiter);
+        let arb = &mut *arb;
+        arb.side.ship(&mut arb.batch, cfg.output.on_full, &stats, &shutdown);
+        let got: Vec<u8> = w.rx.try_iter().flat_map(|b| b.data).collect();
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            "{\"seq\":2}\n{\"seq\":3}\n{\"seq\":4}\n{\"seq\":5}\n{\"seq\":1}\n"
+        );
+        assert_eq!(stats.get(Count::LineBFirstArrivals), 4);
+        assert_eq!(stats.get(Count::LineAFirstArrivals), 1);
+        assert_eq!(stats.get(Count::LineADuplicates), 2);
+        assert_eq!(stats.get(Count::LineAMessages), 3);
+        assert_eq!(stats.get(Count::Messages), 5);
+        // Each line's sink is empty again, its keys with it.
+        assert_eq!(a.topic_lines(), 3);
+        assert!(!a.full());
+    }
+}
