@@ -384,3 +384,42 @@ fn one_line_refused_records_through_the_other_and_says_degraded() {
     assert_eq!(line_count(&st, "b", "messages"), 0, "{st}");
     assert_eq!(line_count(&st, "a", "duplicates_removed"), 0, "{st}");
 }
+
+/// What the second line costs, in one run: the same venue recorded for 8 s by one
+/// connection, then by two lines. Prints CPU per message written and peak RSS for
+/// each (docs/performance.md); checks that both recordings are whole.
+#[test]
+fn the_second_line_costs_about_one_more_connection() {
+    let venue = Venue::new();
+    let (a, b) = (venue.listen(0), venue.listen(1));
+    let measure = |tag: &str, redundant: bool| {
+        let s = if redundant {
+            setup(tag, &a, &b.url(), json!({}))
+        } else {
+            Setup::new(tag, &a.url(), json!({"buffer_size": 100_000}))
+        };
+        let mut rec = s.start();
+        wait_until(Duration::from_secs(20), "data", || s.complete_lines("t") > 0);
+        thread::sleep(Duration::from_secs(1));
+        let (cpu0, t0) = (rec.cpu_time(), Instant::now());
+        thread::sleep(Duration::from_secs(8));
+        let cpu = (rec.cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+        let rss = rec.peak_rss_kib();
+        rec.term();
+        assert!(rec.wait_exit(Duration::from_secs(10)).is_some());
+        let (lost, dups, unique) = lost_and_dups(&s.seqs());
+        assert_eq!((lost, dups), (0, 0), "{tag}");
+        assert!(unique >= rate() * 9, "{tag}: {unique}");
+        (cpu * 1e6 / rate() as f64, rss)
+    };
+    let (one, rss_one) = measure("cost1", false);
+    let (two, rss_two) = measure("cost2", true);
+    eprintln!(
+        "cost at {} msg/s: one connection {one:.2} us CPU per message written, peak RSS {rss_one} KiB; \
+         two lines {two:.2} us, peak RSS {rss_two} KiB ({:.2}x the CPU)",
+        rate(),
+        two / one
+    );
+    // Each message is received, checked and keyed twice: about twice, not more.
+    assert!(two < one * 4.0, "two lines {two:.2} us against {one:.2} us");
+}
