@@ -21,7 +21,8 @@
 //!   `cursor` (resume by cursor); `route` decides the file.
 //! - `reader`: the reader thread: `connect` (TCP, TLS, handshake), `session` (one
 //!   connection's read loop, keep-alive, staleness, the close window), `lines` (batch
-//!   assembly from the verdicts), `backoff` (reconnect delays).
+//!   assembly from the verdicts), `backoff` (reconnect delays), `handover`
+//!   (make-before-break), `redundant` (two lines at once, first arrival wins).
 //! - `batch`: what crosses the channel, and the back-pressure policy (`on_full`).
 //! - `writer`: the writer thread: hourly files (`hourfile`), rotation, retries, fsync,
 //!   files compressed by cron (`closed`).

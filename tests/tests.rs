@@ -23,6 +23,9 @@
 //! - `coverage`: the coverage journal and `wsrec gaps`.
 //! - `handover`: gaps avoided and stated: planned reconnects (notices,
 //!   `max_connection_age`) handed over make-before-break, a 1001 close, `data_timeout`.
+//! - `redundant`: two lines (`redundant`, `ws_url_b`), first arrival wins: resets of
+//!   either line lose and duplicate nothing, a gap only where both were down, a line
+//!   refused is a degraded status.
 //! - `resume`: resume by cursor (`cursor`) against a Jetstream-like server: a drop,
 //!   a SIGTERM and a SIGKILL lose nothing and write nothing twice.
 //! - `sequence`: sequence checks (`sequence`): injected breaks are the sequence gaps
@@ -65,6 +68,7 @@ mod operate;
 mod peers;
 mod presets;
 mod recording;
+mod redundant;
 mod resume;
 mod routing;
 mod sequence;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::fields::Fields;
+use super::url::{WsUrl, parse_ws_url};
 use crate::message::cursor::{self, CursorSpec};
 use crate::message::dedupe::{self, DedupeBy};
 use crate::message::reconnect_on::{self, NoticeSpec};
@@ -31,6 +32,15 @@ pub(crate) struct Continuity {
     pub(crate) cursor: Option<CursorSpec>,
     /// The sequence rules per topic.
     pub(crate) sequence: SequenceSpec,
+    /// Two connections at once (lines A and B), first arrival wins; `None` = one.
+    pub(crate) redundant: Option<Redundant>,
+}
+
+/// `redundant: true`: the second line.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Redundant {
+    /// Line B's URL (`ws_url_b`); `None` = the same as line A's.
+    pub(crate) ws_url_b: Option<WsUrl>,
 }
 
 impl Continuity {
@@ -95,7 +105,24 @@ pub(super) fn declare(f: &mut Fields, topics: &[String]) -> Result<Continuity, C
         None => SequenceSpec::default(),
         Some(v) => sequence::parse(v, topics).map_err(|e| f.err("sequence", e))?,
     };
+    let redundant = f.bool(
+        "redundant",
+        false,
+        "keep two connections (lines A and B) to the same streams at once, each with its own reader thread, back-off and keep-alive; each message is written once, from the line it arrives on first (keyed by `dedupe_by`), and a gap is only where both lines missed it",
+    )?;
+    let url_b = f.string(
+        "ws_url_b",
+        "",
+        "with `redundant`: line B's URL (another host of the venue, so that the two lines do not fail together); empty = the same as line A's; unused without `redundant`",
+    )?;
+    // Checked even without `redundant`: a preset carries it for the user to turn on.
+    let ws_url_b = if url_b.is_empty() {
+        None
+    } else {
+        Some(parse_ws_url(&url_b).map_err(|e| f.err("ws_url_b", e))?)
+    };
     Ok(Continuity {
+        redundant: redundant.then_some(Redundant { ws_url_b }),
         data_timeout: (data_timeout > 0.0).then(|| Duration::from_secs_f64(data_timeout)),
         reconnect_on,
         max_connection_age,

@@ -24,7 +24,7 @@ use crate::message::heartbeat::RuleSpec;
 use crate::message::pong::PongText;
 use crate::message::route_ids::RouteIdsSpec;
 use crate::message::template::Template;
-pub(crate) use continuity::Continuity;
+pub(crate) use continuity::{Continuity, Redundant};
 pub(crate) use error::ConfigError;
 use fields::Fields;
 pub(crate) use fields::{kind, scalars, strings};

@@ -128,6 +128,8 @@ pub(crate) struct Coverage {
     every: Duration,
     /// When the next "progress" line is due.
     next_progress: Instant,
+    /// With `redundant`: the line whose sessions these are (`"line"` in each line).
+    line: Option<&'static str>,
 }
 
 impl Coverage {
@@ -143,7 +145,14 @@ impl Coverage {
             file: file.ok(),
             every,
             next_progress: Instant::now() + every,
+            line: None,
         }
+    }
+
+    /// The journal of one redundant line: each of its lines names it.
+    pub(crate) fn for_line(mut self, line: &'static str) -> Coverage {
+        self.line = Some(line);
+        self
     }
 
     /// Appends the session's "open" line (after subscribing).
@@ -200,6 +209,10 @@ impl Coverage {
     }
 
     fn append(&mut self, v: &serde_json::Value) {
+        let mut v = v.clone();
+        if let Some(l) = self.line {
+            v["line"] = json!(l);
+        }
         if let Some(f) = self.file.as_mut() {
             let mut line = v.to_string();
             line.push('\n');

@@ -29,8 +29,11 @@ fn fmt_ms(ms: u64) -> String {
 
 /// The covered windows `[start, end)` in Unix ms, from the journal's lines.
 pub(crate) fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
-    // connected_ms -> (start, closed at, last seen alive, pid)
-    let mut sessions: BTreeMap<u64, (u64, Option<u64>, u64, Option<u64>)> = BTreeMap::new();
+    // (connected_ms, line) -> (start, closed at, last seen alive, pid). Redundant
+    // lines (`"line"`) each have their own sessions; a stretch either covered is
+    // covered (the merge below), so a gap is where both lines missed it.
+    type Key = (u64, Option<String>);
+    let mut sessions: BTreeMap<Key, (u64, Option<u64>, u64, Option<u64>)> = BTreeMap::new();
     for line in journal.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -39,8 +42,9 @@ pub(crate) fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
             continue;
         };
         let start = v["subscribed_ms"].as_u64().unwrap_or(connected);
+        let key = (connected, v["line"].as_str().map(str::to_string));
         let entry = sessions
-            .entry(connected)
+            .entry(key)
             .or_insert((start, None, start, v["pid"].as_u64()));
         let at = v["at_ms"]
             .as_u64()
@@ -52,15 +56,19 @@ pub(crate) fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
             entry.1 = v["data_until_ms"].as_u64().or(v["closed_ms"].as_u64());
         }
     }
-    let last = sessions.keys().next_back().copied();
+    // The newest session of each line (or of the one connection).
+    let mut last: BTreeMap<&Option<String>, u64> = BTreeMap::new();
+    for (connected, line) in sessions.keys() {
+        last.insert(line, *connected);
+    }
     let mut windows: Vec<(u64, u64)> = sessions
         .iter()
-        .map(|(&connected, &(start, closed, alive, pid))| {
+        .map(|((connected, line), &(start, closed, alive, pid))| {
             // No close line: the process died, and the session counts up to its last
             // checkpoint (one a minute); or, for the newest session, it still runs: its
             // process is alive (or, in a journal without pids, it checkpointed within
             // two minutes).
-            let running = Some(connected) == last
+            let running = last.get(line) == Some(connected)
                 && match pid {
                     Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
                     None => now_ms.saturating_sub(alive) <= 120_000,
@@ -325,5 +333,14 @@ mod tests {
             sequence_gaps(j, 0, 10_000)[1].last,
             "\"18446744073709551617\""
         );
+        // Redundant lines: a gap only where both missed it, even when their sessions
+        // connected in the same millisecond.
+        let j = r#"{"event":"close","line":"a","connected_ms":1000,"subscribed_ms":1000,"closed_ms":3000}
+{"event":"close","line":"b","connected_ms":1000,"subscribed_ms":1000,"closed_ms":5000}
+{"event":"close","line":"a","connected_ms":3100,"subscribed_ms":3200,"closed_ms":8000}
+{"event":"close","line":"b","connected_ms":6000,"subscribed_ms":6000,"closed_ms":7000}
+{"event":"close","line":"b","connected_ms":8500,"subscribed_ms":8600,"closed_ms":9000}
+"#;
+        assert_eq!(gaps_in(&covered(j, 10_000), 1000, 9000), vec![(8000, 8600)]);
     }
 }

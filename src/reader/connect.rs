@@ -59,8 +59,8 @@ pub(crate) fn tcp_of(ws: &Ws) -> &TcpStream {
 }
 
 /// TCP connect, TLS handshake and WebSocket upgrade, each with a deadline; first the
-/// URL command, if there is one; else `url` (`ws_url` with `{cursor}` filled in), or
-/// `ws_url`.
+/// URL command, if there is one; else `url` (a redundant line's own
+/// URL, `ws_url_b`, and `{cursor}` filled in), or `ws_url`.
 pub(crate) fn connect(conn: &Connection, url: Option<&WsUrl>) -> Result<Ws, ConnectError> {
     let fetched;
     let url = match &conn.ws_url_command {

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use std::time::Instant;
 
+use super::redundant::Feed;
+
 use crate::batch::{Batch, ReaderSide, Shipped, shape};
 use crate::clock::{self, Periods};
 use crate::config::{Config, LineFormat, Messages, Output, WsUrl, parse_ws_url};
@@ -24,14 +26,44 @@ use crate::shutdown::Shutdown;
 use crate::status::{Count, Stats};
 
 /// Batches are sent once they reach this many bytes.
-const MAX_BATCH_BYTES: usize = 256 * 1024;
+pub(super) const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// Where a line sink's batches go.
+pub(crate) enum Out<'a> {
+    /// The channel to the writer: one connection.
+    Channel(ReaderSide),
+    /// One of two redundant lines: each message's key is kept with its line, and a
+    /// shipped batch goes through the arbiter, which writes the first arrivals.
+    Line(Box<Feed<'a>>),
+}
+
+impl From<ReaderSide> for Out<'_> {
+    fn from(side: ReaderSide) -> Self {
+        Out::Channel(side)
+    }
+}
+
+impl Out<'_> {
+    fn ship(
+        &mut self,
+        batch: &mut Batch,
+        output: &Output,
+        stats: &Stats,
+        sd: &Shutdown,
+    ) -> Shipped {
+        match self {
+            Out::Channel(side) => side.ship(batch, output.on_full, stats, sd),
+            Out::Line(feed) => feed.ship(batch, output, stats, sd),
+        }
+    }
+}
 
 /// The reader's side of the pipeline to the writer.
 pub(crate) struct LineSink<'a> {
     output: &'a Output,
     stats: &'a Stats,
     shutdown: &'a Shutdown,
-    side: ReaderSide,
+    out: Out<'a>,
     periods: Periods,
     per_batch: usize,
     batch: Batch,
@@ -58,7 +90,7 @@ impl<'a> LineSink<'a> {
         max_message_bytes: usize,
         stats: &'a Stats,
         shutdown: &'a Shutdown,
-        side: ReaderSide,
+        out: impl Into<Out<'a>>,
         periods: Periods,
     ) -> LineSink<'a> {
         let (per_batch, _) = shape(output.buffer_size);
@@ -66,7 +98,7 @@ impl<'a> LineSink<'a> {
             output,
             stats,
             shutdown,
-            side,
+            out: out.into(),
             periods,
             per_batch,
             batch: Batch::default(),
@@ -254,8 +286,7 @@ impl<'a> LineSink<'a> {
             let p = self.periods.start_of(t.as_secs());
             if p != batch.period {
                 self.topic_lines += topic_lines(batch);
-                self.side
-                    .ship(batch, self.output.on_full, self.stats, self.shutdown);
+                self.out.ship(batch, self.output, self.stats, self.shutdown);
                 batch.period = p;
             }
         }
@@ -276,7 +307,18 @@ impl<'a> LineSink<'a> {
         }
         data.push(b'\n');
         batch.end_line(dest);
+        if let Out::Line(feed) = &mut self.out {
+            feed.keep(msg, batch.data.len());
+        }
         true
+    }
+
+    /// The channel to the writer, if this sink feeds it (not a redundant line's).
+    pub(crate) fn into_side(self) -> Option<ReaderSide> {
+        match self.out {
+            Out::Channel(side) => Some(side),
+            Out::Line(_) => None,
+        }
     }
 
     /// A new connection: ids learnt on the last one mean nothing now.
@@ -287,12 +329,8 @@ impl<'a> LineSink<'a> {
     /// Hands the batch to the writer.
     pub(crate) fn ship(&mut self) -> Shipped {
         self.topic_lines += topic_lines(&self.batch);
-        self.side.ship(
-            &mut self.batch,
-            self.output.on_full,
-            self.stats,
-            self.shutdown,
-        )
+        self.out
+            .ship(&mut self.batch, self.output, self.stats, self.shutdown)
     }
 }
 

@@ -7,6 +7,7 @@ mod connect;
 mod handover;
 mod lines;
 pub(crate) mod plan;
+mod redundant;
 mod session;
 mod stall;
 pub(crate) mod welcome;
@@ -31,6 +32,9 @@ pub(crate) struct Reader<'a> {
     shutdown: &'a Shutdown,
     lines: LineSink<'a>,
     coverage: Option<Coverage>,
+    timing: Timing,
+    /// With `redundant`: which line this reader is.
+    line: Option<redundant::LineOf<'a>>,
 }
 
 impl<'a> Reader<'a> {
@@ -60,26 +64,63 @@ impl<'a> Reader<'a> {
                 .output
                 .coverage_journal
                 .then(|| Coverage::new(&cfg.output.output_dir, timing.checkpoint)),
+            timing,
+            line: None,
+        }
+    }
+
+    /// The URL this reader connects to, for the log (with `redundant`, after its
+    /// line's name).
+    fn url(&self) -> String {
+        let url = match self.line.as_ref().and_then(|l| l.url) {
+            Some(u) => &u.url,
+            None => &self.cfg.connection.ws_url.url,
+        };
+        match &self.line {
+            Some(l) => format!("line {} ({url})", l.name()),
+            None => url.clone(),
+        }
+    }
+
+    /// Connected and subscribed, or not: the status's `connected` (and, with
+    /// `redundant`, the line's).
+    fn set_up(&self, up: bool) {
+        match &self.line {
+            Some(l) => l.set_up(up, self.stats),
+            None => self.stats.set_connected(up),
         }
     }
 
     /// Connects, reads and reconnects until told to stop; then hangs up the channel
     /// (by being dropped).
     pub(crate) fn run(mut self) {
+        if let (None, Some(r)) = (&self.line, &self.cfg.continuity.redundant) {
+            // Reader::new made this sink for the channel; the lines get their own.
+            let side = self
+                .lines
+                .into_side()
+                .expect("the reader's sink feeds the channel");
+            return redundant::run(self.cfg, self.stats, self.shutdown, side, self.timing, r);
+        }
         let mut backoff = Backoff::new(
             self.cfg.connection.reconnect_initial_delay,
             self.cfg.connection.reconnect_max_delay,
         );
         while !self.shutdown.requested() {
             self.stats.add(Count::Attempts, 1);
-            let url = self.lines.url(&self.cfg.connection.ws_url);
-            let (end, retry_after, span) = match connect::connect(&self.cfg.connection, url.as_ref()) {
-                Ok(ws) => {
-                    let (end, span) = self.connection(ws);
-                    (end, None, Some(span))
-                }
-                Err(e) => (End::failed(e.reason), e.retry_after, None),
-            };
+            // Line B's own URL or ws_url, with {cursor} filled in; a URL command's
+            // URL comes first (each line runs it: KuCoin gives each its own token).
+            let line_url = self.line.as_ref().and_then(|l| l.url);
+            let base = line_url.unwrap_or(&self.cfg.connection.ws_url);
+            let url = self.lines.url(base).or_else(|| line_url.cloned());
+            let (end, retry_after, span) =
+                match connect::connect(&self.cfg.connection, url.as_ref()) {
+                    Ok(ws) => {
+                        let (end, span) = self.connection(ws);
+                        (end, None, Some(span))
+                    }
+                    Err(e) => (End::failed(e.reason), e.retry_after, None),
+                };
             let delivered = span.as_ref().is_some_and(|s| s.messages > 0);
             let (reason, cause) = match end {
                 End::Quit => {
@@ -91,10 +132,7 @@ impl<'a> Reader<'a> {
                 End::GoingAway(reason) => {
                     self.journal(span, &reason);
                     self.stats.add(Count::PlannedReconnects, 1);
-                    log::info!(
-                        "{}: {reason}; reconnecting at once",
-                        self.cfg.connection.ws_url.url
-                    );
+                    log::info!("{}: {reason}; reconnecting at once", self.url());
                     backoff.reset();
                     continue;
                 }
@@ -103,7 +141,7 @@ impl<'a> Reader<'a> {
                 End::HandedOver | End::HandoverFailed => ("handover".into(), Cause::ServerClosed),
             };
             self.journal(span, &reason);
-            let url = &self.cfg.connection.ws_url.url;
+            let url = self.url();
             if cause == Cause::ServerClosed {
                 log::info!("{url}: {reason}");
             } else {
@@ -138,11 +176,13 @@ impl<'a> Reader<'a> {
     fn connection(&mut self, mut ws: Ws) -> (End, Span) {
         let mut span = Span::start();
         self.lines.new_connection();
-        if self.stats.add(Count::Connects, 1) > 0 {
+        // With two lines, each line's first connect is not a reconnect.
+        let line_first = self.line.as_ref().is_some_and(|l| l.first_connect());
+        if self.stats.add(Count::Connects, 1) > 0 && !line_first {
             self.stats.add(Count::Reconnects, 1);
         }
-        self.stats.set_connected(true);
-        log::info!("connected to {}", self.cfg.connection.ws_url.url);
+        self.set_up(true);
+        log::info!("connected to {}", self.url());
         let welcomed = match &self.cfg.messages.welcome {
             Some(w) => welcome::wait(w, &mut ws, &mut self.lines, &mut span, self.shutdown),
             None => Ok(()),
@@ -151,7 +191,7 @@ impl<'a> Reader<'a> {
             Ok(()) => self.sessions(ws, &mut span),
             Err(end) => end,
         };
-        self.stats.set_connected(false);
+        self.set_up(false);
         (end, span)
     }
 
@@ -194,6 +234,13 @@ impl<'a> Reader<'a> {
                 let End::Planned(why) = end else {
                     return end;
                 };
+                if let Some(line) = &self.line {
+                    // Two lines: the other covers while this one reconnects.
+                    match redundant::planned(line, &mut session, why) {
+                        Some(end) => return end,
+                        None => continue,
+                    }
+                }
                 self.stats.add(Count::PlannedReconnects, 1);
                 log::info!(
                     "planned reconnect ({why}): opening a new connection before closing this one"

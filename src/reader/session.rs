@@ -132,8 +132,10 @@ pub(crate) struct Session<'s, 'a> {
     /// Whether this connection may start a planned reconnect (not during or after a
     /// handover's overlap on it).
     plans: bool,
-    /// When `max_connection_age` renews this connection.
+    /// When `max_connection_age` renews this connection (or a deferred plan of a
+    /// redundant line comes back), and why.
     renew_at: Option<Instant>,
+    renew_why: &'static str,
     /// During a handover: the overlap's filter (old connection) or the duplicate
     /// tail (new connection). `None` on the common path.
     gate: Option<Gate>,
@@ -180,6 +182,7 @@ impl<'s, 'a> Session<'s, 'a> {
             stall,
             plans: c.plans(),
             renew_at,
+            renew_why: "max_connection_age",
             gate: None,
         })
     }
@@ -216,12 +219,23 @@ impl<'s, 'a> Session<'s, 'a> {
     /// Ends this connection after a handover: a close frame, no waiting (what it
     /// still sends, the new connection delivers).
     pub(crate) fn close_handed_over(&mut self) {
+        self.close_now("handover");
+    }
+
+    /// Ships the batch and sends a close frame with `reason`, without waiting.
+    pub(crate) fn close_now(&mut self, reason: &str) {
         self.lines.ship();
         let _ = self.ws.close(Some(CloseFrame {
             code: CloseCode::Normal,
-            reason: "handover".into(),
+            reason: reason.into(),
         }));
         let _ = self.ws.flush();
+    }
+
+    /// A planned reconnect that cannot happen now: it comes back after `d`.
+    pub(crate) fn defer_plan(&mut self, d: Duration) {
+        self.renew_at = Some(Instant::now() + d);
+        self.renew_why = "a planned reconnect that waited for the other line";
     }
 
     /// Reads until the connection ends or the process is told to stop.
@@ -399,7 +413,7 @@ impl<'s, 'a> Session<'s, 'a> {
         }
         if self.plans && self.renew_at.is_some_and(|t| now >= t) {
             self.renew_at = None;
-            return Err(End::Planned("max_connection_age".into()));
+            return Err(End::Planned(self.renew_why.into()));
         }
         self.lines.flush_breaks(self.coverage.as_deref_mut());
         self.lines.tick(now);

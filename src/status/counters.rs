@@ -63,6 +63,18 @@ pub(crate) enum Count {
     ResumeDuplicates,
     /// Sequence breaks: a data message that did not follow its topic's last one.
     SequenceBreaks,
+    /// `redundant`: messages line A delivered (first arrivals and copies).
+    LineAMessages,
+    /// Messages line A delivered first (written).
+    LineAFirstArrivals,
+    /// Messages line A delivered after line B (dropped).
+    LineADuplicates,
+    /// The same for line B.
+    LineBMessages,
+    /// Messages line B delivered first.
+    LineBFirstArrivals,
+    /// Messages line B delivered after line A.
+    LineBDuplicates,
 }
 
 /// How a counter appears to users.
@@ -94,7 +106,7 @@ const fn def(
 const NOT_WRITTEN: &str = "Frames not written, by reason.";
 
 /// Every counter, in the order of [`Count`].
-pub(crate) const COUNTERS: [CounterDef; 23] = [
+pub(crate) const COUNTERS: [CounterDef; 29] = [
     def(
         "total_messages",
         "wsrec_messages_total",
@@ -233,6 +245,42 @@ pub(crate) const COUNTERS: [CounterDef; 23] = [
         None,
         "Sequence gaps: data messages whose number did not follow their topic's last one (sequence).",
     ),
+    def(
+        "line_a.messages",
+        "wsrec_line_a_messages_total",
+        None,
+        "redundant: messages line A delivered, first or not.",
+    ),
+    def(
+        "line_a.first_arrivals",
+        "wsrec_line_a_first_arrivals_total",
+        None,
+        "redundant: messages line A delivered first (written).",
+    ),
+    def(
+        "line_a.duplicates_removed",
+        "wsrec_line_a_duplicates_removed_total",
+        None,
+        "redundant: messages line A delivered after line B (not written).",
+    ),
+    def(
+        "line_b.messages",
+        "wsrec_line_b_messages_total",
+        None,
+        "redundant: messages line B delivered, first or not.",
+    ),
+    def(
+        "line_b.first_arrivals",
+        "wsrec_line_b_first_arrivals_total",
+        None,
+        "redundant: messages line B delivered first (written).",
+    ),
+    def(
+        "line_b.duplicates_removed",
+        "wsrec_line_b_duplicates_removed_total",
+        None,
+        "redundant: messages line B delivered after line A (not written).",
+    ),
 ];
 
 /// A figure that goes up and down (Prometheus gauges). The discriminant is the index
@@ -254,6 +302,12 @@ pub(crate) enum Gauge {
     /// Seconds since a line last reached a topic file (with `data_timeout`; else
     /// since start).
     LastDataAge,
+    /// `redundant`: how many lines are connected (0, 1 or 2; 0 without `redundant`).
+    LinesConnected,
+    /// `redundant`: 1 while line A is connected.
+    LineAConnected,
+    /// `redundant`: 1 while line B is connected.
+    LineBConnected,
 }
 
 /// How a gauge appears to users.
@@ -270,7 +324,7 @@ pub(crate) struct GaugeDef {
 }
 
 /// Every gauge, in the order of [`Gauge`].
-pub(crate) const GAUGES: [GaugeDef; 7] = [
+pub(crate) const GAUGES: [GaugeDef; 10] = [
     GaugeDef {
         gauge: Gauge::Up,
         json: None,
@@ -313,6 +367,24 @@ pub(crate) const GAUGES: [GaugeDef; 7] = [
         metric: "wsrec_last_data_age_seconds",
         help: "Seconds since a line last reached a topic file (tracked with data_timeout; else the uptime).",
     },
+    GaugeDef {
+        gauge: Gauge::LinesConnected,
+        json: None,
+        metric: "wsrec_lines_connected",
+        help: "redundant: lines connected (2 = full, 1 = degraded; 0 without redundant).",
+    },
+    GaugeDef {
+        gauge: Gauge::LineAConnected,
+        json: None,
+        metric: "wsrec_line_a_connected",
+        help: "redundant: 1 while line A is connected.",
+    },
+    GaugeDef {
+        gauge: Gauge::LineBConnected,
+        json: None,
+        metric: "wsrec_line_b_connected",
+        help: "redundant: 1 while line B is connected.",
+    },
 ];
 
 impl Count {
@@ -339,6 +411,9 @@ pub(crate) struct Stats {
     queue_capacity: u64,
     /// Whether the reader holds an open connection.
     connected: AtomicBool,
+    /// With `redundant`: whether each line is connected.
+    redundant: AtomicBool,
+    line_connected: [AtomicBool; 2],
     /// Unix time in ms of the last frame of any kind received (0 = none yet).
     last_frame_ms: AtomicU64,
     /// Unix time in ms of the last message accepted (0 = none yet).
@@ -366,6 +441,8 @@ impl Stats {
             queue_depth: AtomicU64::new(0),
             queue_capacity: queue_capacity as u64,
             connected: AtomicBool::new(false),
+            redundant: AtomicBool::new(false),
+            line_connected: Default::default(),
             last_frame_ms: AtomicU64::new(0),
             last_message_ms: AtomicU64::new(0),
             last_data_ms: AtomicU64::new(0),
@@ -415,6 +492,16 @@ impl Stats {
         self.connected.store(connected, Relaxed);
     }
 
+    /// The recording runs two lines (`redundant`): the status shows each.
+    pub(crate) fn set_redundant(&self) {
+        self.redundant.store(true, Relaxed);
+    }
+
+    /// Redundant line `i` (0 = A) is connected or not.
+    pub(crate) fn set_line_connected(&self, i: usize, connected: bool) {
+        self.line_connected[i].store(connected, Relaxed);
+    }
+
     /// A frame of any kind arrived at Unix time `ms`; `message` if one was accepted.
     pub(crate) fn received_at(&self, ms: u64, message: bool) {
         self.last_frame_ms.store(ms, Relaxed);
@@ -446,6 +533,10 @@ impl Stats {
             started_unix: self.started_unix,
             counts: std::array::from_fn(|i| self.counts[i].load(Relaxed)),
             connected: self.connected.load(Relaxed),
+            lines: self
+                .redundant
+                .load(Relaxed)
+                .then(|| std::array::from_fn(|i| self.line_connected[i].load(Relaxed))),
             queue_depth: self.queue_depth.load(Relaxed),
             queue_capacity: self.queue_capacity,
             last_frame_age_s: age(self.last_frame_ms.load(Relaxed)),
@@ -477,6 +568,8 @@ pub(crate) struct Snapshot {
     pub(crate) counts: [u64; COUNTERS.len()],
     /// Connected now.
     pub(crate) connected: bool,
+    /// With `redundant`: whether each line is connected.
+    pub(crate) lines: Option<[bool; 2]>,
     /// Messages waiting in the channel.
     pub(crate) queue_depth: u64,
     /// Channel capacity in messages.
@@ -521,6 +614,12 @@ impl Snapshot {
             Gauge::QueueCapacity => GaugeValue::Count(self.queue_capacity),
             Gauge::LastMessageAge => GaugeValue::Age(self.last_message_age_s, self.uptime_s),
             Gauge::LastDataAge => GaugeValue::Age(self.last_data_age_s, self.uptime_s),
+            Gauge::LinesConnected => GaugeValue::Count(
+                self.lines
+                    .map_or(0, |l| l.iter().filter(|c| **c).count() as u64),
+            ),
+            Gauge::LineAConnected => GaugeValue::Flag(self.lines.is_some_and(|l| l[0])),
+            Gauge::LineBConnected => GaugeValue::Flag(self.lines.is_some_and(|l| l[1])),
         }
     }
 
@@ -589,7 +688,22 @@ impl Snapshot {
                 None => v[d.json] = json!(n),
             }
         }
+        v["redundancy"] = json!(self.redundancy());
+        if let Some(lines) = self.lines {
+            v["line_a"]["connected"] = json!(lines[0]);
+            v["line_b"]["connected"] = json!(lines[1]);
+        }
         v
+    }
+
+    /// With `redundant`: `"full"` (both lines connected), `"degraded"` (one) or
+    /// `"down"`; `None` without.
+    pub(crate) fn redundancy(&self) -> Option<&'static str> {
+        self.lines.map(|l| match l {
+            [true, true] => "full",
+            [false, false] => "down",
+            _ => "degraded",
+        })
     }
 }
 
@@ -686,7 +800,7 @@ mod tests {
         assert_eq!(Count::WriteErrors.name(), "write_errors");
     }
 
-    const ALL: [Count; 23] = [
+    const ALL: [Count; 29] = [
         Count::Messages,
         Count::LinesWritten,
         Count::BytesWritten,
@@ -710,5 +824,11 @@ mod tests {
         Count::HandoverDuplicates,
         Count::ResumeDuplicates,
         Count::SequenceBreaks,
+        Count::LineAMessages,
+        Count::LineAFirstArrivals,
+        Count::LineADuplicates,
+        Count::LineBMessages,
+        Count::LineBFirstArrivals,
+        Count::LineBDuplicates,
     ];
 }

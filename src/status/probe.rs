@@ -38,12 +38,24 @@ pub(crate) fn query(path: &Path, json: bool) -> Result<u8, Fatal> {
         println!("{}", text.trim());
     } else {
         println!("{}", v["status_line"].as_str().unwrap_or_default());
+        if let Some(r) = v["redundancy"].as_str().filter(|r| *r != "full") {
+            println!("{}", redundancy_line(r, &v));
+        }
     }
     if v["healthy"].as_bool() == Some(true) {
         return Ok(0);
     }
     eprintln!("wsrec: unhealthy: {}", why_unhealthy(&v));
     Ok(EXIT_UNHEALTHY)
+}
+
+/// `redundancy degraded: line a up, line b down` (or `down`: both).
+fn redundancy_line(state: &str, v: &Value) -> String {
+    let line = |n: &str| {
+        let up = v[format!("line_{n}")]["connected"].as_bool() == Some(true);
+        format!("line {n} {}", if up { "up" } else { "down" })
+    };
+    format!("redundancy {state}: {}, {}", line("a"), line("b"))
 }
 
 /// Why connecting to the socket failed, in the words an operator acts on.

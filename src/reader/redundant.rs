@@ -1,0 +1,385 @@
+//! Redundant lines (`redundant: true`): two connections to the same streams at once,
+//! line A and line B, as exchanges run their multicast feeds twice. First arrival wins:
+//! each message is written once, from the line that delivered it first, and a stretch
+//! is a gap only when both lines missed it.
+//!
+//! Each line is a whole [`Reader`] on its own thread (its connect, back-off,
+//! keep-alive, staleness, `data_timeout`, heartbeat replies, learnt `route_ids` and
+//! journal sessions), whose line sink feeds the [`Arbiter`] instead of the channel:
+//!
+//! - while a line reads a burst, its sink keeps each message's key
+//!   ([`dedupe`](crate::message::dedupe)) beside its line ([`Feed::keep`]);
+//! - when the line ships the burst, it locks the arbiter once and moves the lines whose
+//!   keys the arbiter's [`KeyRing`] did not hold into the one shared batch; the rest
+//!   are the other line's copies, counted and dropped ([`Feed::ship`]);
+//! - the arbiter alone holds the channel's sender, so the writer still sees one
+//!   sender, and the lines reach the files in the order the bursts were arbitrated.
+//!
+//! A planned reconnect (`reconnect_on`, `max_connection_age`) of one line closes and
+//! reopens that line at once while the other covers: no make-before-break. If the
+//! other line is down then, the plan waits until it is up again.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use super::Reader;
+use super::lines::{LineSink, MAX_BATCH_BYTES, Out};
+use super::session::{End, Session};
+use crate::batch::{Batch, ReaderSide, Shipped, shape};
+use crate::clock::Timing;
+use crate::config::{Config, Output, Redundant, WsUrl};
+use crate::journal::coverage::Coverage;
+use crate::message::dedupe::{KeyRing, Keys};
+use crate::shutdown::Shutdown;
+use crate::status::{Count, Stats};
+
+/// The lines' names, in the journal, the log and the status.
+pub(crate) const NAMES: [&str; 2] = ["a", "b"];
+
+/// What the two lines share.
+pub(crate) struct Shared {
+    arbiter: Mutex<Arbiter>,
+    /// Whether each line is connected.
+    up: [AtomicBool; 2],
+    /// Whether each line has shipped a burst since it connected.
+    delivering: [AtomicBool; 2],
+}
+
+/// First arrival wins: the keys written lately, and the one batch to the writer.
+struct Arbiter {
+    seen: KeyRing,
+    batch: Batch,
+    side: ReaderSide,
+    per_batch: usize,
+}
+
+fn lock(m: &Mutex<Arbiter>) -> MutexGuard<'_, Arbiter> {
+    // A line that panicked aborts the process (release) or the test: the batch behind
+    // a poisoned lock is still whole.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The worse of two ship results: gone over paused over sent.
+fn worse(a: Shipped, b: Shipped) -> Shipped {
+    match (a, b) {
+        (Shipped::Gone, _) | (_, Shipped::Gone) => Shipped::Gone,
+        (Shipped::Paused, _) | (_, Shipped::Paused) => Shipped::Paused,
+        _ => Shipped::Sent,
+    }
+}
+
+/// A line's side of the arbiter: its sink's [`Out`].
+pub(crate) struct Feed<'a> {
+    shared: &'a Shared,
+    line: usize,
+    keys: Keys,
+    /// The key and end offset of each line in the sink's batch, in order.
+    ends: Vec<(u64, usize)>,
+}
+
+impl Feed<'_> {
+    /// The sink appended the line of `msg`, ending at `end` in its batch.
+    #[inline]
+    pub(crate) fn keep(&mut self, msg: &[u8], end: usize) {
+        let key = self.keys.key(msg);
+        self.ends.push((key, end));
+    }
+
+    /// Arbitrates the sink's batch: its first arrivals go into the shared batch (which
+    /// ships when full), the other line's copies are dropped; `staged` is left empty.
+    pub(crate) fn ship(
+        &mut self,
+        staged: &mut Batch,
+        output: &Output,
+        stats: &Stats,
+        shutdown: &Shutdown,
+    ) -> Shipped {
+        let mut shipped = Shipped::Sent;
+        if staged.lines == 0 {
+            return shipped;
+        }
+        let (mut first, mut dups) = (0u64, 0u64);
+        {
+            let mut guard = lock(&self.shared.arbiter);
+            let a = &mut *guard;
+            if a.batch.lines > 0 && a.batch.period != staged.period {
+                shipped = a.side.ship(&mut a.batch, output.on_full, stats, shutdown);
+            }
+            a.batch.period = staged.period;
+            let mut ends = self.ends.iter();
+            let mut start = 0;
+            for seg in &staged.segments {
+                for _ in 0..seg.lines {
+                    let Some(&(key, end)) = ends.next() else {
+                        break;
+                    };
+                    if a.seen.insert(key) {
+                        a.batch.data.extend_from_slice(&staged.data[start..end]);
+                        a.batch.end_line(seg.dest);
+                        first += 1;
+                        if a.batch.lines as usize >= a.per_batch
+                            || a.batch.data.len() >= MAX_BATCH_BYTES
+                        {
+                            let s = a.side.ship(&mut a.batch, output.on_full, stats, shutdown);
+                            shipped = worse(shipped, s);
+                            a.batch.period = staged.period;
+                        }
+                    } else {
+                        dups += 1;
+                    }
+                    start = end;
+                }
+            }
+        }
+        self.shared.delivering[self.line].store(true, Relaxed);
+        let [messages, firsts, duplicates] = LINE_COUNTS[self.line];
+        stats.add(messages, staged.lines as u64);
+        stats.add(firsts, first);
+        stats.add(duplicates, dups);
+        self.ends.clear();
+        let b = std::mem::take(staged);
+        *staged = Batch::new(0, b.data, b.segments);
+        shipped
+    }
+}
+
+/// Each line's counters: messages, first arrivals, duplicates removed.
+const LINE_COUNTS: [[Count; 3]; 2] = [
+    [
+        Count::LineAMessages,
+        Count::LineAFirstArrivals,
+        Count::LineADuplicates,
+    ],
+    [
+        Count::LineBMessages,
+        Count::LineBFirstArrivals,
+        Count::LineBDuplicates,
+    ],
+];
+
+/// Which line a [`Reader`] is.
+pub(crate) struct LineOf<'a> {
+    shared: &'a Shared,
+    /// Whether the line has connected before.
+    connected_before: std::cell::Cell<bool>,
+    /// 0 for A, 1 for B.
+    pub(crate) index: usize,
+    /// Its URL, when it is not the configured one (`ws_url_b`).
+    pub(crate) url: Option<&'a WsUrl>,
+}
+
+impl LineOf<'_> {
+    /// The line's name.
+    pub(crate) fn name(&self) -> &'static str {
+        NAMES[self.index]
+    }
+
+    /// True at the line's first connect (then not a reconnect).
+    pub(crate) fn first_connect(&self) -> bool {
+        !self.connected_before.replace(true)
+    }
+
+    /// The line is connected and subscribed (or not): the status follows.
+    pub(crate) fn set_up(&self, up: bool, stats: &Stats) {
+        // Under the lock, so that the two lines' updates of the one gauge do not race.
+        let _a = lock(&self.shared.arbiter);
+        self.shared.up[self.index].store(up, Relaxed);
+        self.shared.delivering[self.index].store(false, Relaxed);
+        stats.set_line_connected(self.index, up);
+        stats.set_connected(self.shared.up.iter().any(|u| u.load(Relaxed)));
+    }
+
+    /// Whether the other line is up and has delivered since it connected (then this
+    /// one may reconnect for a plan).
+    pub(crate) fn other_delivering(&self) -> bool {
+        let o = 1 - self.index;
+        self.shared.up[o].load(Relaxed) && self.shared.delivering[o].load(Relaxed)
+    }
+}
+
+/// Records through two lines until told to stop; `side` is the channel to the writer.
+pub(crate) fn run(
+    cfg: &Config,
+    stats: &Stats,
+    shutdown: &Shutdown,
+    side: ReaderSide,
+    timing: Timing,
+    r: &Redundant,
+) {
+    let (per_batch, _) = shape(cfg.output.buffer_size);
+    let shared = Shared {
+        arbiter: Mutex::new(Arbiter {
+            seen: KeyRing::new(),
+            batch: Batch::default(),
+            side,
+            per_batch,
+        }),
+        up: Default::default(),
+        delivering: Default::default(),
+    };
+    stats.set_redundant();
+    log::info!(
+        "redundant: line a to {}, line b to {}",
+        cfg.connection.ws_url.url,
+        r.ws_url_b.as_ref().unwrap_or(&cfg.connection.ws_url).url
+    );
+    thread::scope(|scope| {
+        for index in 0..2 {
+            let line = LineOf {
+                shared: &shared,
+                connected_before: Default::default(),
+                index,
+                url: if index == 1 {
+                    r.ws_url_b.as_ref()
+                } else {
+                    None
+                },
+            };
+            let feed = Feed {
+                shared: &shared,
+                line: index,
+                keys: Keys::new(cfg),
+                ends: Vec::new(),
+            };
+            let reader = Reader {
+                cfg,
+                stats,
+                shutdown,
+                lines: LineSink::new(
+                    &cfg.messages,
+                    &cfg.output,
+                    cfg.connection.max_message_bytes,
+                    stats,
+                    shutdown,
+                    Out::Line(Box::new(feed)),
+                    timing.periods,
+                ),
+                coverage: cfg.output.coverage_journal.then(|| {
+                    Coverage::new(&cfg.output.output_dir, timing.checkpoint).for_line(NAMES[index])
+                }),
+                timing,
+                line: Some(line),
+            };
+            let spawned = thread::Builder::new()
+                .name(format!("reader-{}", NAMES[index]))
+                .spawn_scoped(scope, move || reader.run());
+            if let Err(e) = spawned {
+                log::error!(
+                    "redundant: cannot start line {}'s reader thread: {e}",
+                    NAMES[index]
+                );
+                stats.set_error(format!("redundant: line {} not started: {e}", NAMES[index]));
+            }
+        }
+    });
+    // Both lines have shipped their last bursts: what the arbiter holds goes out.
+    let mut a = shared
+        .arbiter
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    let a = &mut a;
+    a.side
+        .ship(&mut a.batch, cfg.output.on_full, stats, shutdown);
+    log::info!("reader: both lines stopped");
+}
+
+/// A planned reconnect of `line` (`why`): if the other line delivers, closes this
+/// connection and returns the end that reconnects at once; else the plan waits (a
+/// second later the session asks again) and the session reads on.
+pub(crate) fn planned(
+    line: &LineOf<'_>,
+    session: &mut Session<'_, '_>,
+    why: String,
+) -> Option<End> {
+    let other = NAMES[1 - line.index];
+    if line.other_delivering() {
+        log::info!(
+            "line {}: planned reconnect ({why}); line {other} covers meanwhile",
+            line.name()
+        );
+        session.close_now("planned reconnect");
+        return Some(End::GoingAway(format!("planned reconnect ({why})")));
+    }
+    log::info!(
+        "line {}: planned reconnect ({why}) waits: line {other} is not delivering",
+        line.name()
+    );
+    session.defer_plan(PLAN_RETRY);
+    None
+}
+
+/// How long a planned reconnect waits for the other line, each time.
+const PLAN_RETRY: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch;
+    use crate::clock::Periods;
+    use crate::message::Frame;
+    use serde_json::json;
+
+    #[test]
+    fn first_arrival_wins_per_burst_in_order() {
+        let cfg = Config::for_test(json!({"buffer_size": 64, "redundant": true}));
+        let stats = Stats::new(64, 60.0);
+        let shutdown = Shutdown::new().unwrap();
+        let (side, w) = batch::channel(64);
+        let shared = Shared {
+            arbiter: Mutex::new(Arbiter {
+                seen: KeyRing::new(),
+                batch: Batch::default(),
+                side,
+                per_batch: 1000,
+            }),
+            up: Default::default(),
+            delivering: Default::default(),
+        };
+        let sink = |line| {
+            LineSink::new(
+                &cfg.messages,
+                &cfg.output,
+                cfg.connection.max_message_bytes,
+                &stats,
+                &shutdown,
+                Out::Line(Box::new(Feed {
+                    shared: &shared,
+                    line,
+                    keys: Keys::new(&cfg),
+                    ends: Vec::new(),
+                })),
+                Periods::of_secs(3600),
+            )
+        };
+        let (mut a, mut b) = (sink(0), sink(1));
+        let m = |n: u32| format!("{{\"seq\":{n}}}");
+        for n in [1, 2, 3] {
+            assert!(a.accept(Frame::Text(m(n).as_bytes())));
+        }
+        for n in [2, 3, 4, 5] {
+            assert!(b.accept(Frame::Text(m(n).as_bytes())));
+        }
+        // B's burst is arbitrated first: it wins 2 and 3.
+        assert_eq!(b.ship(), Shipped::Sent);
+        assert_eq!(a.ship(), Shipped::Sent);
+        let mut arb = lock(&shared.arbiter);
+        let arb = &mut *arb;
+        arb.side
+            .ship(&mut arb.batch, cfg.output.on_full, &stats, &shutdown);
+        let got: Vec<u8> = w.rx.try_iter().flat_map(|b| b.data).collect();
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            "{\"seq\":2}\n{\"seq\":3}\n{\"seq\":4}\n{\"seq\":5}\n{\"seq\":1}\n"
+        );
+        assert_eq!(stats.get(Count::LineBFirstArrivals), 4);
+        assert_eq!(stats.get(Count::LineAFirstArrivals), 1);
+        assert_eq!(stats.get(Count::LineADuplicates), 2);
+        assert_eq!(stats.get(Count::LineAMessages), 3);
+        assert_eq!(stats.get(Count::Messages), 5);
+        // Each line's sink is empty again, its keys with it.
+        assert_eq!(a.topic_lines(), 3);
+        assert!(!a.full());
+    }
+}
