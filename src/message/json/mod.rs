@@ -21,7 +21,6 @@ mod text;
 
 use std::ops::Range;
 
-use grammar::Parser;
 use pointer::Track;
 pub use pointer::{MAX_POINTER_DEPTH, MAX_POINTERS, Pointers};
 pub use text::{equals, push_text, text, unquoted};
@@ -75,10 +74,9 @@ fn check_scan<const SIMD: bool>(
         return Err(Reject::Empty);
     }
     let mut track = Track::new(ptrs);
-    let mut p = Parser::<SIMD>::new(msg);
-    match p.document(&mut track, found) {
-        Some(()) => Ok(Valid {
-            multiline: p.multiline(),
+    match grammar::document::<SIMD>(msg, &mut track, found) {
+        Some(multiline) => Ok(Valid {
+            multiline,
             escaped: track.escaped_mask(),
         }),
         None => Err(Reject::NotJson),
