@@ -129,6 +129,97 @@ fn literal(s: &[u8], i: usize, b: u8) -> Option<usize> {
     (s.get(at..at + 4)? == word).then_some(i + n)
 }
 
+/// Where [`members`] left an object for the general path.
+enum Member {
+    /// After a member's value, at this index.
+    After(usize),
+    /// At the first byte of a value whose key was parsed (with the pointers that end
+    /// at it): a container, a long or escaped string, an exponent, white space.
+    Value(usize, u32),
+    /// At the opening quote of a key not in the common shape (escaped, long, white
+    /// space before the colon, the message's last 32 bytes).
+    Key(usize),
+}
+
+/// Object members in the common shape, `"key":value` with a plain key of at most 28
+/// bytes and a plain string, a number without exponent or a literal as its value, one
+/// after another while a member is followed by `,"`: each is read from one
+/// [`scan::Window`] of the 32 bytes at its key's opening quote (`i`), and its value
+/// recorded for the pointers that end at it. The general path takes over where a
+/// member is not in that shape ([`Member`]); on targets without the window, at once.
+#[inline(always)]
+fn members<const SIMD: bool>(
+    s: &[u8],
+    mut i: usize,
+    depth: usize,
+    track: &mut Track,
+    found: &mut [Option<Range<usize>>],
+) -> Member {
+    loop {
+        let Some(m) = scan::window::<SIMD>(s, i) else {
+            return Member::Key(i);
+        };
+        let Some(w) = s.get(i..i + 32).and_then(|w| <&[u8; 32]>::try_from(w).ok()) else {
+            return Member::Key(i);
+        };
+        // The first byte a string may not hold as it is.
+        let special = m.special.trailing_zeros() as usize;
+        // The key's closing quote (bit 0 is its opening one).
+        let k = (m.quote & !1).trailing_zeros() as usize;
+        if k >= special || k > 28 || w[k + 1] != b':' {
+            return Member::Key(i);
+        }
+        let v = k + 2;
+        let want = track.key(depth, s, i + 1..i + k, false);
+        let end = match w[v] {
+            b'"' => {
+                // Its closing quote, before any special byte, in the window.
+                let e = (m.quote >> (v + 1)).trailing_zeros() as usize + v + 1;
+                if e >= special || e >= 32 {
+                    return Member::Value(i + v, want);
+                }
+                e + 1
+            }
+            b'-' | b'0'..=b'9' => {
+                let n = v + (w[v] == b'-') as usize;
+                let e = match w[n] {
+                    b'0' => n + 1,
+                    b'1'..=b'9' => (!m.digit >> n).trailing_zeros() as usize + n,
+                    _ => return Member::Value(i + v, want),
+                };
+                if e >= 31 {
+                    return Member::Value(i + v, want);
+                }
+                let e = if w[e] == b'.' {
+                    let f = (!m.digit >> (e + 1)).trailing_zeros() as usize + e + 1;
+                    if f == e + 1 || f >= 32 {
+                        return Member::Value(i + v, want);
+                    }
+                    f
+                } else {
+                    e
+                };
+                if w[e] | 0x20 == b'e' {
+                    return Member::Value(i + v, want);
+                }
+                e
+            }
+            b't' if v <= 28 && w[v..v + 4] == *b"true" => v + 4,
+            b'n' if v <= 28 && w[v..v + 4] == *b"null" => v + 4,
+            b'f' if v <= 27 && w[v + 1..v + 5] == *b"alse" => v + 5,
+            _ => return Member::Value(i + v, want),
+        };
+        if want != 0 {
+            record(found, track, want, i + v..i + end);
+        }
+        if end < 31 && w[end] == b',' && w[end + 1] == b'"' {
+            i += end + 1;
+            continue;
+        }
+        return Member::After(i + end);
+    }
+}
+
 /// Parses one complete JSON document, iteratively, with a bit stack of containers;
 /// records the scalar values that `track`'s pointers lead to in `found`. Returns
 /// whether the message held a raw CR or LF (white space), or `None` when it is not
@@ -183,6 +274,29 @@ pub(super) fn document<const SIMD: bool>(
             b = peek!(i);
         }};
     }
+    // Members from the key at `i`; on [`Member::After`], `$after`, else the value
+    // loop (`$value`, its label) takes over.
+    macro_rules! members {
+        ($value:lifetime, $after:expr) => {
+            match members::<SIMD>(s, i, depth, track, found) {
+                Member::After(end) => {
+                    i = end;
+                    $after
+                }
+                Member::Value(at, w) => {
+                    want = w;
+                    i = at;
+                    b = peek!(i);
+                    continue $value;
+                }
+                Member::Key(at) => {
+                    i = at;
+                    key!();
+                    continue $value;
+                }
+            }
+        };
+    }
     'value: loop {
         // `b` is the first byte of a value, at `i`.
         if b == b'"' {
@@ -209,20 +323,26 @@ pub(super) fn document<const SIMD: bool>(
             b = peek!(i);
             if in_object {
                 if b == b'"' {
-                    key!();
-                    continue 'value;
-                }
-                if b != b'}' {
+                    // Then the after-value loop below, as after any value.
+                    members!('value, {});
+                } else if b != b'}' {
                     return None;
+                } else {
+                    // An empty object: it is the value just parsed.
+                    i += 1;
+                    depth -= 1;
+                    in_object =
+                        depth > 0 && stack[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 == 1;
                 }
             } else if b != b']' {
                 want = track.item(depth, 0);
                 continue 'value;
+            } else {
+                // An empty array: it is the value just parsed.
+                i += 1;
+                depth -= 1;
+                in_object = depth > 0 && stack[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 == 1;
             }
-            // An empty container: it is the value just parsed.
-            i += 1;
-            depth -= 1;
-            in_object = depth > 0 && stack[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 == 1;
         } else {
             let end = if b == b'-' || b.is_ascii_digit() {
                 number::<SIMD>(s, i)?
@@ -253,7 +373,7 @@ pub(super) fn document<const SIMD: bool>(
                     if b != b'"' {
                         return None;
                     }
-                    key!();
+                    members!('value, continue);
                 } else {
                     want = track.next_item(depth);
                 }

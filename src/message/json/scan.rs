@@ -85,6 +85,53 @@ fn skip_plain_sse2(s: &[u8], mut i: usize) -> Result<usize, usize> {
     Err(i)
 }
 
+/// Masks of the 32 bytes of a message from one index: bit k stands for byte k.
+#[derive(Clone, Copy)]
+pub(super) struct Window {
+    /// Quotes.
+    pub(super) quote: u32,
+    /// Backslashes and control bytes: a string must not hold one as it is.
+    pub(super) special: u32,
+    /// ASCII digits.
+    pub(super) digit: u32,
+}
+
+/// The [`Window`] of the 32 bytes at `i`, on x86_64 with `SIMD` (two SSE2 loads);
+/// `None` when fewer than 32 bytes are left, or elsewhere (the grammar then takes its
+/// general path, which is complete on its own).
+#[inline(always)]
+pub(super) fn window<const SIMD: bool>(s: &[u8], i: usize) -> Option<Window> {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD && i.checked_add(32).is_some_and(|end| end <= s.len()) {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86_64 baseline, and the 32 bytes read start at
+        // `i` with `i + 32 <= s.len()` (unaligned loads are allowed).
+        let half = |at: usize| unsafe {
+            let v = _mm_loadu_si128(s.as_ptr().add(at).cast());
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            let limit = _mm_set1_epi8(0x1f);
+            let control = _mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit);
+            let d = _mm_sub_epi8(v, _mm_set1_epi8(b'0' as i8));
+            let digit = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);
+            (
+                _mm_movemask_epi8(quote) as u32,
+                _mm_movemask_epi8(_mm_or_si128(backslash, control)) as u32,
+                _mm_movemask_epi8(digit) as u32,
+            )
+        };
+        let (q0, s0, d0) = half(i);
+        let (q1, s1, d1) = half(i + 16);
+        return Some(Window {
+            quote: q0 | q1 << 16,
+            special: s0 | s1 << 16,
+            digit: d0 | d1 << 16,
+        });
+    }
+    let _ = (s, i);
+    None
+}
+
 /// How many of the 16 bytes at `i` are ASCII digits before the first that is not;
 /// `None` when fewer than 16 bytes are left.
 #[cfg(target_arch = "x86_64")]
