@@ -175,7 +175,18 @@ fn members<const SIMD: bool>(
             b'"' => {
                 // Its closing quote, before any special byte, in the window.
                 let e = (m.quote >> (v + 1)).trailing_zeros() as usize + v + 1;
-                if e >= special || e >= 32 {
+                if e >= 32 && special >= 32 {
+                    // Plain to the window's end: a long string (ids, text) goes on.
+                    let j = scan::skip_plain::<SIMD>(s, i + 32);
+                    if s.get(j) != Some(&b'"') {
+                        return Member::Value(i + v, want);
+                    }
+                    if want != 0 {
+                        record(found, track, want, i + v..j + 1);
+                    }
+                    return Member::After(j + 1);
+                }
+                if e >= special {
                     return Member::Value(i + v, want);
                 }
                 e + 1

@@ -187,7 +187,8 @@ pub(super) struct Track<'p> {
     found_mask: u32,
     /// Pointers whose value is a string written with backslash escapes.
     escaped_mask: u32,
-    /// `ptrs.depth`, at hand: deeper levels need no tracking.
+    /// `ptrs.depth`, at hand: deeper levels need no tracking (0 once every pointer
+    /// is found).
     depth: usize,
 }
 
@@ -332,4 +333,9 @@ pub(super) fn record(
         found[p] = Some(range.clone());
     }
     track.found_mask |= want;
+    if track.found_mask == track.ptrs.all {
+        // Every pointer has its value (the first wins): the rest of the message is
+        // checked as if there were none, at no level's cost.
+        track.depth = 0;
+    }
 }

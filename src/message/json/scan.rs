@@ -2,38 +2,78 @@
 //! `unsafe` code and the only `cfg(target_arch)` of the JSON check live here.
 
 /// Index of the first byte at or after `i` that may end a run of plain string bytes
-/// (a quote, a backslash or a control character), or of the last few bytes' start.
+/// (a quote, a backslash or a control character), or the length (or, on the SWAR
+/// path, the start of the last few bytes, which the caller then takes one by one).
 ///
 /// Strings are most of a market-data message and this is the hottest loop of the
 /// check, so it looks at 16 bytes at a time with SSE2 on x86_64 (always present there),
-/// then 8 at a time with plain integer arithmetic (SWAR) on every target. `SIMD =
+/// and 8 at a time with plain integer arithmetic (SWAR) on every other target. `SIMD =
 /// false` is the SWAR path alone, as on ARM (the tests run the check both ways).
 #[inline(always)]
 pub(super) fn skip_plain<const SIMD: bool>(s: &[u8], i: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     if SIMD {
-        return match skip_plain_sse2(s, i) {
-            Ok(found) => found,
-            Err(tail) => skip_plain_unaligned(s, tail),
-        };
+        return skip_plain_sse2(s, i);
     }
     skip_plain_swar(s, i)
 }
 
-/// The last 15 bytes after the SSE2 scan: eight at a time with unaligned loads (cheap
-/// on x86_64); returns the first special byte's index or the last few bytes' start.
+/// The mask of the quotes, backslashes and control bytes among the 16 bytes at `i`
+/// (bit k for byte i + k), or `None` when fewer than 16 bytes are left.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn skip_plain_unaligned(s: &[u8], mut i: usize) -> usize {
-    while let Some(chunk) = s.get(i..i + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().unwrap());
-        let m = SwarWord::special(w);
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
+fn special16(s: &[u8], i: usize) -> Option<u32> {
+    use std::arch::x86_64::*;
+    if s.len() < 16 || i > s.len() - 16 {
+        return None;
     }
-    i
+    // SAFETY: SSE2 is part of the x86_64 baseline, and the 16 bytes read start at `i`
+    // with `i + 16 <= s.len()` (an unaligned load is allowed).
+    Some(unsafe {
+        let v = _mm_loadu_si128(s.as_ptr().add(i).cast());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // Unsigned v <= 0x1f exactly when max(v, 0x1f) == 0x1f.
+        let limit = _mm_set1_epi8(0x1f);
+        let control = _mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+    })
+}
+
+/// [`skip_plain`] with SSE2: 16 bytes at a time, and the last bytes in the message's
+/// last 16 (read again from the left); the exact index, or the length.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn skip_plain_sse2(s: &[u8], mut i: usize) -> usize {
+    while let Some(mask) = special16(s, i) {
+        if mask != 0 {
+            return i + mask.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    skip_plain_end(s, i)
+}
+
+/// [`skip_plain_sse2`] in the last 15 bytes, out of line (a few strings a message).
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn skip_plain_end(s: &[u8], i: usize) -> usize {
+    let len = s.len();
+    if i >= len {
+        return len;
+    }
+    if len >= 16 {
+        let base = len - 16;
+        // Bytes before `i` (base..i) were scanned already: shifted out.
+        let mask = special16(s, base).unwrap_or(0) >> (i - base);
+        return if mask != 0 {
+            i + mask.trailing_zeros() as usize
+        } else {
+            len
+        };
+    }
+    // A message shorter than 16 bytes.
+    i + s[i..].iter().take_while(|&&b| PLAIN[b as usize]).count()
 }
 
 /// Words the SWAR scan works on.
@@ -61,30 +101,6 @@ macro_rules! swar_word {
 swar_word!(u64);
 swar_word!(u32);
 
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn skip_plain_sse2(s: &[u8], mut i: usize) -> Result<usize, usize> {
-    use std::arch::x86_64::*;
-    while i + 16 <= s.len() {
-        // SAFETY: SSE2 is part of the x86_64 baseline, and the 16 bytes read start at
-        // `i` with `i + 16 <= s.len()` (an unaligned load is allowed).
-        let mask = unsafe {
-            let v = _mm_loadu_si128(s.as_ptr().add(i).cast());
-            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-            // Unsigned v <= 0x1f exactly when max(v, 0x1f) == 0x1f.
-            let limit = _mm_set1_epi8(0x1f);
-            let control = _mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit);
-            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
-        };
-        if mask != 0 {
-            return Ok(i + mask.trailing_zeros() as usize);
-        }
-        i += 16;
-    }
-    Err(i)
-}
-
 /// Masks of the 32 bytes of a message from one index: bit k stands for byte k.
 #[derive(Clone, Copy)]
 pub(super) struct Window {
@@ -102,7 +118,7 @@ pub(super) struct Window {
 #[inline(always)]
 pub(super) fn window<const SIMD: bool>(s: &[u8], i: usize) -> Option<Window> {
     #[cfg(target_arch = "x86_64")]
-    if SIMD && i.checked_add(32).is_some_and(|end| end <= s.len()) {
+    if SIMD && s.len() >= 32 && i <= s.len() - 32 {
         use std::arch::x86_64::*;
         // SAFETY: SSE2 is part of the x86_64 baseline, and the 32 bytes read start at
         // `i` with `i + 32 <= s.len()` (unaligned loads are allowed).
