@@ -35,8 +35,12 @@ fn ws_skip(s: &[u8], mut i: usize) -> (usize, bool) {
 /// A string whose opening quote is at `open`: the index after its closing quote, and
 /// whether it holds a backslash escape (its text then differs from its bytes).
 #[inline(always)]
-fn string<const SIMD: bool>(s: &[u8], open: usize) -> Option<(usize, bool)> {
-    let i = scan::skip_plain::<SIMD>(s, open + 1);
+fn string<const SIMD: bool>(s: &[u8], open: usize, plain: bool) -> Option<(usize, bool)> {
+    let i = if plain {
+        scan::skip_to_quote::<SIMD>(s, open + 1)
+    } else {
+        scan::skip_plain::<SIMD>(s, open + 1)
+    };
     // Usually the closing quote: the rest is out of line.
     if *s.get(i)? == b'"' {
         return Some((i + 1, false));
@@ -150,19 +154,20 @@ enum Member {
 #[inline(always)]
 fn members<const SIMD: bool>(
     s: &[u8],
+    plain: bool,
     mut i: usize,
     depth: usize,
     track: &mut Track,
     found: &mut [Option<Range<usize>>],
 ) -> Member {
     loop {
-        let Some(m) = scan::window::<SIMD>(s, i) else {
+        let Some(m) = scan::window::<SIMD>(s, i, plain) else {
             return Member::Key(i);
         };
         let Some(w) = s.get(i..i + 32).and_then(|w| <&[u8; 32]>::try_from(w).ok()) else {
             return Member::Key(i);
         };
-        // The first byte a string may not hold as it is.
+        // The first byte a string may not hold as it is (32: none in the window).
         let special = m.special.trailing_zeros() as usize;
         // The key's closing quote (bit 0 is its opening one).
         let k = (m.quote & !1).trailing_zeros() as usize;
@@ -177,7 +182,11 @@ fn members<const SIMD: bool>(
                 let e = (m.quote >> (v + 1)).trailing_zeros() as usize + v + 1;
                 if e >= 32 && special >= 32 {
                     // Plain to the window's end: a long string (ids, text) goes on.
-                    let j = scan::skip_plain::<SIMD>(s, i + 32);
+                    let j = if plain {
+                        scan::skip_to_quote::<SIMD>(s, i + 32)
+                    } else {
+                        scan::skip_plain::<SIMD>(s, i + 32)
+                    };
                     if s.get(j) != Some(&b'"') {
                         return Member::Value(i + v, want);
                     }
@@ -247,6 +256,8 @@ pub(super) fn document<const SIMD: bool>(
     found: &mut [Option<Range<usize>>],
 ) -> Option<bool> {
     let mut multiline = false;
+    // No backslash and no control byte anywhere: strings end at the next quote.
+    let plain = scan::plain::<SIMD>(s);
     // The byte at `$i`, after any white space there (one load and one compare when
     // there is none).
     macro_rules! peek {
@@ -275,7 +286,7 @@ pub(super) fn document<const SIMD: bool>(
     // value into `b`.
     macro_rules! key {
         () => {{
-            let (end, escaped) = string::<SIMD>(s, i)?;
+            let (end, escaped) = string::<SIMD>(s, i, plain)?;
             want = track.key(depth, s, i + 1..end - 1, escaped);
             i = end;
             if peek!(i) != b':' {
@@ -289,7 +300,7 @@ pub(super) fn document<const SIMD: bool>(
     // loop (`$value`, its label) takes over.
     macro_rules! members {
         ($value:lifetime, $after:expr) => {
-            match members::<SIMD>(s, i, depth, track, found) {
+            match members::<SIMD>(s, plain, i, depth, track, found) {
                 Member::After(end) => {
                     i = end;
                     $after
@@ -311,7 +322,7 @@ pub(super) fn document<const SIMD: bool>(
     'value: loop {
         // `b` is the first byte of a value, at `i`.
         if b == b'"' {
-            let (end, escaped) = string::<SIMD>(s, i)?;
+            let (end, escaped) = string::<SIMD>(s, i, plain)?;
             if want != 0 {
                 record(found, track, want, i..end);
                 if escaped {
