@@ -35,8 +35,8 @@ fn ws_skip(s: &[u8], mut i: usize) -> (usize, bool) {
 /// A string whose opening quote is at `open`: the index after its closing quote, and
 /// whether it holds a backslash escape (its text then differs from its bytes).
 #[inline(always)]
-fn string<const SIMD: bool>(s: &[u8], open: usize, plain: bool) -> Option<(usize, bool)> {
-    let i = if plain {
+fn string<const SIMD: bool, const PLAIN: bool>(s: &[u8], open: usize) -> Option<(usize, bool)> {
+    let i = if PLAIN {
         scan::skip_to_quote::<SIMD>(s, open + 1)
     } else {
         scan::skip_plain::<SIMD>(s, open + 1)
@@ -152,19 +152,18 @@ enum Member {
 /// recorded for the pointers that end at it. The general path takes over where a
 /// member is not in that shape ([`Member`]); on targets without the window, at once.
 #[inline(always)]
-fn members<const SIMD: bool>(
+fn members<const SIMD: bool, const PLAIN: bool>(
     s: &[u8],
-    plain: bool,
     mut i: usize,
     depth: usize,
     track: &mut Track,
     found: &mut [Option<Range<usize>>],
 ) -> Member {
     loop {
-        let Some(m) = scan::window::<SIMD>(s, i, plain) else {
+        let Some(w) = s.get(i..).and_then(<[u8]>::first_chunk::<32>) else {
             return Member::Key(i);
         };
-        let Some(w) = s.get(i..i + 32).and_then(|w| <&[u8; 32]>::try_from(w).ok()) else {
+        let Some(m) = scan::window::<SIMD>(w, PLAIN) else {
             return Member::Key(i);
         };
         // The first byte a string may not hold as it is (32: none in the window).
@@ -182,7 +181,7 @@ fn members<const SIMD: bool>(
                 let e = (m.quote >> (v + 1)).trailing_zeros() as usize + v + 1;
                 if e >= 32 && special >= 32 {
                     // Plain to the window's end: a long string (ids, text) goes on.
-                    let j = if plain {
+                    let j = if PLAIN {
                         scan::skip_to_quote::<SIMD>(s, i + 32)
                     } else {
                         scan::skip_plain::<SIMD>(s, i + 32)
@@ -250,14 +249,12 @@ fn members<const SIMD: bool>(
 /// parsed where the grammar knows one must come (after `{` and after `,` in an
 /// object) instead of going round the value loop.
 #[inline(always)]
-pub(super) fn document<const SIMD: bool>(
+pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
     s: &[u8],
     track: &mut Track,
     found: &mut [Option<Range<usize>>],
 ) -> Option<bool> {
     let mut multiline = false;
-    // No backslash and no control byte anywhere: strings end at the next quote.
-    let plain = scan::plain::<SIMD>(s);
     // The byte at `$i`, after any white space there (one load and one compare when
     // there is none).
     macro_rules! peek {
@@ -286,7 +283,7 @@ pub(super) fn document<const SIMD: bool>(
     // value into `b`.
     macro_rules! key {
         () => {{
-            let (end, escaped) = string::<SIMD>(s, i, plain)?;
+            let (end, escaped) = string::<SIMD, PLAIN>(s, i)?;
             want = track.key(depth, s, i + 1..end - 1, escaped);
             i = end;
             if peek!(i) != b':' {
@@ -300,7 +297,7 @@ pub(super) fn document<const SIMD: bool>(
     // loop (`$value`, its label) takes over.
     macro_rules! members {
         ($value:lifetime, $after:expr) => {
-            match members::<SIMD>(s, plain, i, depth, track, found) {
+            match members::<SIMD, PLAIN>(s, i, depth, track, found) {
                 Member::After(end) => {
                     i = end;
                     $after
@@ -322,7 +319,7 @@ pub(super) fn document<const SIMD: bool>(
     'value: loop {
         // `b` is the first byte of a value, at `i`.
         if b == b'"' {
-            let (end, escaped) = string::<SIMD>(s, i, plain)?;
+            let (end, escaped) = string::<SIMD, PLAIN>(s, i)?;
             if want != 0 {
                 record(found, track, want, i..end);
                 if escaped {

@@ -74,7 +74,14 @@ fn check_scan<const SIMD: bool>(
         return Err(Reject::Empty);
     }
     let mut track = Track::new(ptrs);
-    match grammar::document::<SIMD>(msg, &mut track, found) {
+    // No backslash and no control byte anywhere (most market data): a copy of the
+    // grammar whose string scans look for quotes alone.
+    let doc = if scan::plain::<SIMD>(msg) {
+        grammar::document::<SIMD, true>(msg, &mut track, found)
+    } else {
+        grammar::document::<SIMD, false>(msg, &mut track, found)
+    };
+    match doc {
         Some(multiline) => Ok(Valid {
             multiline,
             escaped: track.escaped_mask(),

@@ -174,18 +174,19 @@ pub(super) struct Window {
     pub(super) digit: u32,
 }
 
-/// The [`Window`] of the 32 bytes at `i`, on x86_64 with `SIMD` (two SSE2 loads);
-/// `None` when fewer than 32 bytes are left, or elsewhere (the grammar then takes its
-/// general path, which is complete on its own).
+/// The [`Window`] of the 32 bytes `w`, on x86_64 with `SIMD` (two SSE2 loads); `None`
+/// elsewhere (the grammar then takes its general path, which is complete on its own).
+/// `plain`: the message holds no backslash and no control byte ([`plain`]), so
+/// `special` is 0 without looking.
 #[inline(always)]
-pub(super) fn window<const SIMD: bool>(s: &[u8], i: usize, plain: bool) -> Option<Window> {
+pub(super) fn window<const SIMD: bool>(w: &[u8; 32], plain: bool) -> Option<Window> {
     #[cfg(target_arch = "x86_64")]
-    if SIMD && s.len() >= 32 && i <= s.len() - 32 {
+    if SIMD {
         use std::arch::x86_64::*;
-        // SAFETY: SSE2 is part of the x86_64 baseline, and the 32 bytes read start at
-        // `i` with `i + 32 <= s.len()` (unaligned loads are allowed).
+        // SAFETY: SSE2 is part of the x86_64 baseline, and the 16 bytes read at `at`
+        // (0 or 16) are inside the 32 of `w` (unaligned loads are allowed).
         let half = |at: usize| unsafe {
-            let v = _mm_loadu_si128(s.as_ptr().add(at).cast());
+            let v = _mm_loadu_si128(w.as_ptr().add(at).cast());
             let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
             // A plain message has none: not looked for.
             let special = if plain {
@@ -204,15 +205,15 @@ pub(super) fn window<const SIMD: bool>(s: &[u8], i: usize, plain: bool) -> Optio
                 _mm_movemask_epi8(digit) as u32,
             )
         };
-        let (q0, s0, d0) = half(i);
-        let (q1, s1, d1) = half(i + 16);
+        let (q0, s0, d0) = half(0);
+        let (q1, s1, d1) = half(16);
         return Some(Window {
             quote: q0 | q1 << 16,
             special: s0 | s1 << 16,
             digit: d0 | d1 << 16,
         });
     }
-    let _ = (s, i, plain);
+    let _ = (w, plain);
     None
 }
 
