@@ -235,6 +235,27 @@ impl<'p> Track<'p> {
     #[inline(never)]
     fn key_at(&mut self, depth: usize, s: &[u8], key: Range<usize>, escaped: bool) -> u32 {
         let len = key.len();
+        // A short key (most are) as one u64 against each candidate's.
+        if let Some(w) = s.get(key.start..).and_then(<[u8]>::first_chunk::<8>)
+            && len <= 8
+            && !escaped
+        {
+            let level = depth - 1;
+            let w = u64::from_le_bytes(*w) & u64::MAX.checked_shr(64 - 8 * len as u32).unwrap_or(0);
+            let words = &self.ptrs.words[level];
+            let mut same_len = self.live[level] & self.ptrs.by_len[level][len];
+            let mut live = 0;
+            while same_len != 0 {
+                let p = same_len.trailing_zeros() as usize;
+                same_len &= same_len - 1;
+                // A key of at most 8 bytes has nothing in the high half.
+                if words[p] == w as u128 {
+                    live |= 1 << p;
+                }
+            }
+            self.live[depth] = live;
+            return live & self.ptrs.ends_at[depth] & !self.found_mask;
+        }
         let window = match s.get(key.start..key.start + WORD_KEY) {
             Some(w) if !escaped && len <= WORD_KEY => w,
             _ => return self.key_slow(depth, &s[key], escaped),
