@@ -159,6 +159,9 @@ fn members<const SIMD: bool, const PLAIN: bool>(
     track: &mut Track,
     found: &mut [Option<Range<usize>>],
 ) -> Member {
+    // Whether any pointer reaches this level, asked once for the object's members
+    // (Track::key asks again: a member's record can end all tracking).
+    let mut tracked = track.reaches(depth);
     loop {
         let Some(w) = s.get(i..).and_then(<[u8]>::first_chunk::<32>) else {
             return Member::Key(i);
@@ -174,7 +177,17 @@ fn members<const SIMD: bool, const PLAIN: bool>(
             return Member::Key(i);
         }
         let v = k + 2;
-        let want = track.key(depth, s, i + 1..i + k, false);
+        // The pointers that end at this member's value: asked once the value is read
+        // (no vector register is live across the call then), or on leaving.
+        macro_rules! want {
+            () => {
+                if tracked {
+                    track.key(depth, s, i + 1..i + k, false)
+                } else {
+                    0
+                }
+            };
+        }
         // Strings first: one compare (a match would order the arms by value).
         let end = if w[v] == b'"' {
             // Its closing quote, before any special byte, in the window.
@@ -187,15 +200,16 @@ fn members<const SIMD: bool, const PLAIN: bool>(
                     scan::skip_plain::<SIMD>(s, i + 32)
                 };
                 if s.get(j) != Some(&b'"') {
-                    return Member::Value(i + v, want);
+                    return Member::Value(i + v, want!());
                 }
+                let want = want!();
                 if want != 0 {
                     record(found, track, want, i + v..j + 1);
                 }
                 return Member::After(j + 1);
             }
             if e >= special {
-                return Member::Value(i + v, want);
+                return Member::Value(i + v, want!());
             }
             e + 1
         } else {
@@ -205,33 +219,35 @@ fn members<const SIMD: bool, const PLAIN: bool>(
                     let e = match w[n] {
                         b'0' => n + 1,
                         b'1'..=b'9' => (!m.digit >> n).trailing_zeros() as usize + n,
-                        _ => return Member::Value(i + v, want),
+                        _ => return Member::Value(i + v, want!()),
                     };
                     if e >= 31 {
-                        return Member::Value(i + v, want);
+                        return Member::Value(i + v, want!());
                     }
                     let e = if w[e] == b'.' {
                         let f = (!m.digit >> (e + 1)).trailing_zeros() as usize + e + 1;
                         if f == e + 1 || f >= 32 {
-                            return Member::Value(i + v, want);
+                            return Member::Value(i + v, want!());
                         }
                         f
                     } else {
                         e
                     };
                     if w[e] | 0x20 == b'e' {
-                        return Member::Value(i + v, want);
+                        return Member::Value(i + v, want!());
                     }
                     e
                 }
                 b't' if v <= 28 && w[v..v + 4] == *b"true" => v + 4,
                 b'n' if v <= 28 && w[v..v + 4] == *b"null" => v + 4,
                 b'f' if v <= 27 && w[v + 1..v + 5] == *b"alse" => v + 5,
-                _ => return Member::Value(i + v, want),
+                _ => return Member::Value(i + v, want!()),
             }
         };
+        let want = want!();
         if want != 0 {
             record(found, track, want, i + v..i + end);
+            tracked = track.reaches(depth);
         }
         // The next member at once: `,"` as one 16-bit compare.
         if end < 31 && u16::from_le_bytes([w[end], w[end + 1]]) == u16::from_le_bytes(*b",\"") {

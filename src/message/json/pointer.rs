@@ -208,6 +208,13 @@ impl<'p> Track<'p> {
         }
     }
 
+    /// Whether a pointer still being looked for reaches `depth` (else [`Track::key`]
+    /// and [`Track::item`] there return 0).
+    #[inline(always)]
+    pub(super) fn reaches(&self, depth: usize) -> bool {
+        depth <= self.depth
+    }
+
     /// Entering the value of `key` in an object at `depth`: the pointers that end here.
     /// The common cases, a level no pointer reaches or a key whose length no live
     /// pointer has there, are a few instructions, inline. `key` is the key's bytes as
@@ -232,6 +239,7 @@ impl<'p> Track<'p> {
     /// [`Track::key`] for a key that may match: `s[key]` is the key as written. Short
     /// keys away from the message's end are compared as numbers, in registers; the
     /// rest, out of line (which keeps this one's prologue small).
+    #[cold]
     #[inline(never)]
     fn key_at(&mut self, depth: usize, s: &[u8], key: Range<usize>, escaped: bool) -> u32 {
         let len = key.len();
