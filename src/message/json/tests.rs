@@ -532,7 +532,9 @@ fn agrees_with_serde_json_on_the_real_corpus_and_its_mutations() {
 #[test]
 fn member_windows_agree_with_serde_json_at_every_boundary() {
     let values = |n: usize| -> Vec<String> {
-        let digits: String = (0..n.max(1)).map(|k| (b'1' + (k % 9) as u8) as char).collect();
+        let digits: String = (0..n.max(1))
+            .map(|k| (b'1' + (k % 9) as u8) as char)
+            .collect();
         vec![
             format!("\"{}\"", "v".repeat(n)),
             digits.clone(),
@@ -556,12 +558,17 @@ fn member_windows_agree_with_serde_json_at_every_boundary() {
         let key = "k".repeat(klen);
         let mut ptrs = Pointers::default();
         ptrs.add(&format!("/{key}")).unwrap();
-        for vlen in [0, 1, 3, 7, 12, 16, 20, 24, 25, 26, 27, 28, 29, 30, 31, 32, 40] {
+        for vlen in [
+            0, 1, 3, 7, 12, 16, 20, 24, 25, 26, 27, 28, 29, 30, 31, 32, 40,
+        ] {
             for value in values(vlen) {
                 for (before, after) in [
                     ("", ""),
                     ("\"a\":1,", ",\"z\":\"tail\""),
-                    ("\"a\":\"x\",", ",\"padding_to_push_the_end_away\":[1,2,3,4,5,6,7,8,9]"),
+                    (
+                        "\"a\":\"x\",",
+                        ",\"padding_to_push_the_end_away\":[1,2,3,4,5,6,7,8,9]",
+                    ),
                     ("\"e\\\\s\":1,", ""),
                     ("", " "),
                     ("", ",\"t\":\"\\t\""),
@@ -590,7 +597,9 @@ fn member_windows_agree_with_serde_json_at_every_boundary() {
                                     let got = text(ours.expect(&v), esc, &mut Vec::new()).to_vec();
                                     assert_eq!(got, s.as_bytes(), "{v}");
                                 }
-                                Some(serde_json::Value::Object(_) | serde_json::Value::Array(_))
+                                Some(
+                                    serde_json::Value::Object(_) | serde_json::Value::Array(_),
+                                )
                                 | None => assert_eq!(ours, None, "{v}"),
                                 Some(scalar) => {
                                     let again: serde_json::Value =
