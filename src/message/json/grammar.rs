@@ -188,8 +188,9 @@ fn members<const SIMD: bool, const PLAIN: bool>(
                 }
             };
         }
-        // Strings first: one compare (a match would order the arms by value).
-        let end = if w[v] == b'"' {
+        // Strings first, told by the quote mask (a bit test in a register: a compare
+        // of `w[v]` would be merged into the match below, which orders by value).
+        let end = if m.quote >> v & 1 != 0 {
             // Its closing quote, before any special byte, in the window.
             let e = (m.quote >> (v + 1)).trailing_zeros() as usize + v + 1;
             if e >= 32 && special >= 32 {
