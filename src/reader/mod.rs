@@ -73,6 +73,9 @@ impl<'a> Reader<'a> {
         while !self.shutdown.requested() {
             self.stats.add(Count::Attempts, 1);
             let url = self.lines.url(&self.cfg.connection.ws_url);
+            if let Some(u) = &url {
+                log::info!("connecting to {} (cursor filled in)", u.url);
+            }
             let (end, retry_after, span) = match connect::connect(self.cfg, url.as_ref()) {
                 Ok(ws) => {
                     let (end, span) = self.connection(ws);
