@@ -70,13 +70,6 @@ pub(crate) struct Lookups {
     per_data: bool,
 }
 
-impl Lookups {
-    /// Whether `sequence` has rules.
-    pub(crate) fn has_sequences(&self) -> bool {
-        !self.sequences.is_empty()
-    }
-}
-
 /// A [`Lookups`] that cannot be built: the config field to blame, and why.
 pub(crate) type LookupError = (&'static str, String);
 
@@ -125,6 +118,11 @@ impl Lookups {
             sequences,
             cursor,
         })
+    }
+
+    /// Whether `sequence` has rules.
+    pub(crate) fn has_sequences(&self) -> bool {
+        !self.sequences.is_empty()
     }
 }
 
@@ -352,7 +350,8 @@ impl<'a> Judge<'a> {
     }
 
     /// A data message of `topic` with cursor or sequence rules: true if a resume
-    /// replayed it (recorded already); else its cursor value and its number.
+    /// replayed it (recorded already); else notes its cursor value and checks its
+    /// number. Out of line: the common path only tests the flag.
     #[inline(never)]
     fn replayed(
         lookups: &Lookups,

@@ -112,7 +112,11 @@ impl<'a> Reader<'a> {
             // URL comes first (each line runs it: KuCoin gives each its own token).
             let line_url = self.line.as_ref().and_then(|l| l.url);
             let base = line_url.unwrap_or(&self.cfg.connection.ws_url);
-            let url = self.lines.url(base).or_else(|| line_url.cloned());
+            let filled = self.lines.url(base);
+            if let Some(u) = &filled {
+                log::info!("connecting to {} (cursor filled in)", u.url);
+            }
+            let url = filled.or_else(|| line_url.cloned());
             let (end, retry_after, span) =
                 match connect::connect(&self.cfg.connection, url.as_ref()) {
                     Ok(ws) => {
