@@ -2,10 +2,12 @@
 //! (RFC 8259) and tells the pointer layer where it is.
 //!
 //! Written as one function over local variables (the message, the index, the depth,
-//! the innermost container's kind): nothing of the parser's state lives in memory, so
-//! that the index stays in a register from token to token. Everything off the compact
-//! market-data path (white space, escapes, the last bytes of a message, fractions and
-//! exponents) is out of line.
+//! the kinds of the innermost 64 containers): nothing of the parser's state lives in
+//! memory, so that the index stays in a register from token to token. On x86_64 the
+//! common object member is read from one 32-byte window of masks ([`members`]), and a
+//! message with no backslash or control byte gets a copy of the grammar whose strings
+//! end at the next quote (`PLAIN`). Everything off the compact market-data path (white
+//! space, escapes, the message's last bytes) is out of line.
 
 use std::ops::Range;
 
@@ -259,7 +261,8 @@ fn members<const SIMD: bool, const PLAIN: bool>(
     }
 }
 
-/// Parses one complete JSON document, iteratively, with a bit stack of containers;
+/// Parses one complete JSON document, iteratively, with a bit stack of containers
+/// (the innermost 64 in a register);
 /// records the scalar values that `track`'s pointers lead to in `found`. Returns
 /// whether the message held a raw CR or LF (white space), or `None` when it is not
 /// one JSON value.
