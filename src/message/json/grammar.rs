@@ -2,10 +2,12 @@
 //! (RFC 8259) and tells the pointer layer where it is.
 //!
 //! Written as one function over local variables (the message, the index, the depth,
-//! the innermost container's kind): nothing of the parser's state lives in memory, so
-//! that the index stays in a register from token to token. Everything off the compact
-//! market-data path (white space, escapes, the last bytes of a message, fractions and
-//! exponents) is out of line.
+//! the kinds of the innermost 64 containers): nothing of the parser's state lives in
+//! memory, so that the index stays in a register from token to token. On x86_64 the
+//! common object member is read from one 32-byte window of masks ([`members`]), and a
+//! message with no backslash or control byte gets a copy of the grammar whose strings
+//! end at the next quote (`PLAIN`). Everything off the compact market-data path (white
+//! space, escapes, the message's last bytes) is out of line.
 
 use std::ops::Range;
 
@@ -259,7 +261,8 @@ fn members<const SIMD: bool, const PLAIN: bool>(
     }
 }
 
-/// Parses one complete JSON document, iteratively, with a bit stack of containers;
+/// Parses one complete JSON document, iteratively, with a bit stack of containers
+/// (the innermost 64 in a register);
 /// records the scalar values that `track`'s pointers lead to in `found`. Returns
 /// whether the message held a raw CR or LF (white space), or `None` when it is not
 /// one JSON value.
@@ -290,11 +293,26 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
             }
         }};
     }
-    // One bit per level (1 = object): 64 bytes to clear per message, not 512.
+    // The kinds of the open containers, one bit each (1 = object): the innermost 64
+    // in a register (`kinds`, the innermost in bit 0), deeper ones in `stack`, which
+    // real messages never reach.
+    let mut kinds = 0u64;
     let mut stack = [0u64; MAX_DEPTH / 64];
     let mut depth = 0usize;
     // The innermost container is an object (meaningless at depth 0).
     let mut in_object = false;
+    // Closes the innermost container.
+    macro_rules! pop {
+        () => {{
+            depth -= 1;
+            kinds >>= 1;
+            if depth >= 64 {
+                let level = depth - 64;
+                kinds |= (stack[level / 64] >> (level % 64) & 1) << 63;
+            }
+            in_object = kinds & 1 != 0;
+        }};
+    }
     // The pointers that end at the value about to be parsed.
     let mut want = 0u32;
     let mut i = 0;
@@ -352,11 +370,13 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
                 return None;
             }
             in_object = b == b'{';
-            if in_object {
-                stack[depth / 64] |= 1 << (depth % 64);
-            } else {
-                stack[depth / 64] &= !(1 << (depth % 64));
+            if depth >= 64 {
+                // The container 64 levels out leaves the register for the stack.
+                let level = depth - 64;
+                let word = &mut stack[level / 64];
+                *word = *word & !(1 << (level % 64)) | (kinds >> 63) << (level % 64);
             }
+            kinds = kinds << 1 | in_object as u64;
             depth += 1;
             i += 1;
             b = peek!(i);
@@ -369,8 +389,7 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
                 } else {
                     // An empty object: it is the value just parsed.
                     i += 1;
-                    depth -= 1;
-                    in_object = depth > 0 && stack[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 == 1;
+                    pop!();
                 }
             } else if b != b']' {
                 want = track.item(depth, 0);
@@ -378,8 +397,7 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
             } else {
                 // An empty array: it is the value just parsed.
                 i += 1;
-                depth -= 1;
-                in_object = depth > 0 && stack[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 == 1;
+                pop!();
             }
         } else {
             let end = if b == b'-' || b.is_ascii_digit() {
@@ -420,8 +438,7 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
             if next != if in_object { b'}' } else { b']' } {
                 return None;
             }
-            depth -= 1;
-            in_object = depth > 0 && stack[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 == 1;
+            pop!();
         }
     }
 }

@@ -616,3 +616,40 @@ fn member_windows_agree_with_serde_json_at_every_boundary() {
     }
     assert!(cases > 20_000, "{cases} cases");
 }
+
+/// The container stack past the 64 levels kept in a register: random nestings of
+/// objects and arrays up to [`MAX_DEPTH`], valid as built, and each with one closing
+/// bracket of the wrong kind (rejected), on each scan. (serde_json stops at 128 levels,
+/// so the expectation is built, not asked.)
+#[test]
+fn deep_nesting_closes_each_container_with_its_own_kind() {
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    for round in 0..400 {
+        let depth = [1, 63, 64, 65, 127, 128, 129, 300, MAX_DEPTH][round % 9];
+        let kinds: Vec<bool> = (0..depth).map(|_| rng.below(2) == 0).collect();
+        let mut m = String::new();
+        for &obj in &kinds {
+            m.push_str(if obj { "{\"k\":" } else { "[" });
+        }
+        m.push('1');
+        let mut closes = Vec::new();
+        for &obj in kinds.iter().rev() {
+            closes.push(m.len());
+            m.push(if obj { '}' } else { ']' });
+        }
+        for check in [check_scan::<true> as Check, check_scan::<false>] {
+            assert!(
+                check(m.as_bytes(), &Pointers::default(), &mut []).is_ok(),
+                "{depth}"
+            );
+            let at = closes[rng.below(closes.len())];
+            let mut bad = m.clone().into_bytes();
+            bad[at] = if bad[at] == b'}' { b']' } else { b'}' };
+            assert_eq!(
+                check(&bad, &Pointers::default(), &mut []),
+                Err(Reject::NotJson),
+                "depth {depth}, wrong close at {at}"
+            );
+        }
+    }
+}
