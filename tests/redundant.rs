@@ -162,7 +162,10 @@ fn gaps(s: &Setup, from: u64, to: u64) -> Vec<(u64, u64)> {
         .lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();
-            (v["start_ms"].as_u64().unwrap(), v["end_ms"].as_u64().unwrap())
+            (
+                v["start_ms"].as_u64().unwrap(),
+                v["end_ms"].as_u64().unwrap(),
+            )
         })
         .collect()
 }
@@ -239,7 +242,8 @@ fn alternating_resets_lose_nothing_and_duplicate_nothing() {
             .filter(|v| v["event"] == "close" && v["line"] == line)
             .count()
     };
-    let removed = line_count(&st, "a", "duplicates_removed") + line_count(&st, "b", "duplicates_removed");
+    let removed =
+        line_count(&st, "a", "duplicates_removed") + line_count(&st, "b", "duplicates_removed");
     eprintln!(
         "alternating resets: {unique} messages, {lost} lost, {dups} duplicated; line a {} first of {}, line b {} first of {}, {removed} duplicates removed; \
          sessions a {}, b {}; {:.2} us CPU per message written ({} msg/s on each line), peak RSS {rss} KiB",
@@ -254,7 +258,11 @@ fn alternating_resets_lose_nothing_and_duplicate_nothing() {
     );
     assert_eq!((lost, dups), (0, 0), "lost and duplicated messages");
     // 61 s or more of the venue's sequence (a busy machine may lag, not lose).
-    assert!(unique >= rate() * 60, "{unique} messages at {} msg/s", rate());
+    assert!(
+        unique >= rate() * 60,
+        "{unique} messages at {} msg/s",
+        rate()
+    );
     // Each line was reset six times and reconnected each time.
     assert!(closes("a") >= 6 && closes("b") >= 6, "{j:?}");
     for line in ["a", "b"] {
@@ -263,9 +271,7 @@ fn alternating_resets_lose_nothing_and_duplicate_nothing() {
     }
     assert_eq!(
         line_count(&st, "a", "messages") + line_count(&st, "b", "messages"),
-        line_count(&st, "a", "first_arrivals")
-            + line_count(&st, "b", "first_arrivals")
-            + removed,
+        line_count(&st, "a", "first_arrivals") + line_count(&st, "b", "first_arrivals") + removed,
         "{st}"
     );
     assert_eq!(st["redundancy"], "full", "{st}");
@@ -300,8 +306,7 @@ fn both_lines_down_is_a_gap_that_matches_the_outage() {
     let before = status(&s);
     let down_at = venue.outage(Duration::from_secs(2));
     wait_until(Duration::from_secs(10), "both lines down", || {
-        s.status_json()
-            .is_some_and(|st| st["redundancy"] == "down")
+        s.status_json().is_some_and(|st| st["redundancy"] == "down")
     });
     wait_delivering(&s, "a", line_count(&before, "a", "messages"));
     wait_delivering(&s, "b", line_count(&before, "b", "messages"));
@@ -367,7 +372,10 @@ fn one_line_refused_records_through_the_other_and_says_degraded() {
     assert_eq!(st["healthy"], true, "{st}");
     assert!(st["connect_attempts"].as_u64().unwrap() >= 3, "{st}");
     assert!(
-        st["last_error"].as_str().unwrap().contains(&refused.to_string()),
+        st["last_error"]
+            .as_str()
+            .unwrap()
+            .contains(&refused.to_string()),
         "{st}"
     );
     let out = Command::new(bin())
@@ -399,7 +407,9 @@ fn the_second_line_costs_about_one_more_connection() {
             Setup::new(tag, &a.url(), json!({"buffer_size": 100_000}))
         };
         let mut rec = s.start();
-        wait_until(Duration::from_secs(20), "data", || s.complete_lines("t") > 0);
+        wait_until(Duration::from_secs(20), "data", || {
+            s.complete_lines("t") > 0
+        });
         thread::sleep(Duration::from_secs(1));
         let (cpu0, t0) = (rec.cpu_time(), Instant::now());
         thread::sleep(Duration::from_secs(8));
@@ -422,4 +432,34 @@ fn the_second_line_costs_about_one_more_connection() {
     );
     // Each message is received, checked and keyed twice: about twice, not more.
     assert!(two < one * 4.0, "two lines {two:.2} us against {one:.2} us");
+}
+
+/// A quiet feed: ten messages on each line, the same ten. They are written at once,
+/// once each (a burst goes to the writer when its line has read it, not when the
+/// shared batch is full).
+#[test]
+fn a_quiet_feed_is_written_as_it_arrives() {
+    let server = Server::sending(0..10);
+    let s = Setup::new("quiet", &server.url(), json!({"redundant": true}));
+    let _rec = s.start();
+    wait_until(Duration::from_secs(10), "both lines connected", || {
+        server.connections() >= 2
+    });
+    wait_until(Duration::from_secs(10), "the ten messages", || {
+        s.complete_lines("t") >= 10
+    });
+    let st = status(&s);
+    assert_eq!(s.seqs(), (0..10).collect::<Vec<u64>>());
+    wait_until(Duration::from_secs(10), "both lines counted", || {
+        let st = status(&s);
+        line_count(&st, "a", "messages") == 10 && line_count(&st, "b", "messages") == 10
+    });
+    let st2 = status(&s);
+    assert_eq!(
+        line_count(&st2, "a", "duplicates_removed") + line_count(&st2, "b", "duplicates_removed"),
+        10,
+        "{st2}"
+    );
+    assert_eq!(st["redundancy"], "full", "{st}");
+    assert_eq!(st["reconnects"], 0, "{st}");
 }

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use super::ConfigError;
-use super::url::{WsUrl, parse_ws_url};
 use super::fields::Fields;
+use super::url::{WsUrl, parse_ws_url};
 use crate::message::dedupe::{self, DedupeBy};
 use crate::message::reconnect_on::{self, NoticeSpec};
 use crate::reader::plan::{self, ConnectionAge};

@@ -38,7 +38,13 @@ impl From<ReaderSide> for Out<'_> {
 }
 
 impl Out<'_> {
-    fn ship(&mut self, batch: &mut Batch, output: &Output, stats: &Stats, sd: &Shutdown) -> Shipped {
+    fn ship(
+        &mut self,
+        batch: &mut Batch,
+        output: &Output,
+        stats: &Stats,
+        sd: &Shutdown,
+    ) -> Shipped {
         match self {
             Out::Channel(side) => side.ship(batch, output.on_full, stats, sd),
             Out::Line(feed) => feed.ship(batch, output, stats, sd),

@@ -95,7 +95,10 @@ impl<'a> Reader<'a> {
     pub(crate) fn run(mut self) {
         if let (None, Some(r)) = (&self.line, &self.cfg.continuity.redundant) {
             // Reader::new made this sink for the channel; the lines get their own.
-            let side = self.lines.into_side().expect("the reader's sink feeds the channel");
+            let side = self
+                .lines
+                .into_side()
+                .expect("the reader's sink feeds the channel");
             return redundant::run(self.cfg, self.stats, self.shutdown, side, self.timing, r);
         }
         let mut backoff = Backoff::new(
@@ -104,13 +107,14 @@ impl<'a> Reader<'a> {
         );
         while !self.shutdown.requested() {
             self.stats.add(Count::Attempts, 1);
-            let (end, retry_after, span) = match connect::connect_to(self.cfg, self.line.as_ref().and_then(|l| l.url)) {
-                Ok(ws) => {
-                    let (end, span) = self.connection(ws);
-                    (end, None, Some(span))
-                }
-                Err(e) => (End::failed(e.reason), e.retry_after, None),
-            };
+            let (end, retry_after, span) =
+                match connect::connect_to(self.cfg, self.line.as_ref().and_then(|l| l.url)) {
+                    Ok(ws) => {
+                        let (end, span) = self.connection(ws);
+                        (end, None, Some(span))
+                    }
+                    Err(e) => (End::failed(e.reason), e.retry_after, None),
+                };
             let delivered = span.as_ref().is_some_and(|s| s.messages > 0);
             let (reason, cause) = match end {
                 End::Quit => {

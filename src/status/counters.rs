@@ -584,8 +584,9 @@ impl Snapshot {
             Gauge::QueueCapacity => self.queue_capacity as f64,
             Gauge::LastMessageAge => self.last_message_age_s.unwrap_or(self.uptime_s),
             Gauge::LastDataAge => self.last_data_age_s.unwrap_or(self.uptime_s),
-            Gauge::LinesConnected => self.lines.map_or(0, |l| l.iter().filter(|c| **c).count())
-                as f64,
+            Gauge::LinesConnected => {
+                self.lines.map_or(0, |l| l.iter().filter(|c| **c).count()) as f64
+            }
             Gauge::LineAConnected => self.lines.is_some_and(|l| l[0]) as u8 as f64,
             Gauge::LineBConnected => self.lines.is_some_and(|l| l[1]) as u8 as f64,
         }
