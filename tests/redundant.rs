@@ -463,3 +463,47 @@ fn a_quiet_feed_is_written_as_it_arrives() {
     assert_eq!(st["redundancy"], "full", "{st}");
     assert_eq!(st["reconnects"], 0, "{st}");
 }
+
+/// Planned reconnects with two lines: `max_connection_age` comes for both lines at
+/// about the same time (they connected together). Each line just reconnects while the
+/// other covers; the second waits until the first delivers again. Nothing lost,
+/// nothing twice, no gap.
+#[test]
+fn planned_reconnects_take_one_line_at_a_time() {
+    let venue = Venue::new();
+    let (a, b) = (venue.listen(0), venue.listen(1));
+    let s = setup(
+        "planned",
+        &a,
+        &b.url(),
+        json!({"max_connection_age": 5, "connection_age_jitter": 0}),
+    );
+    let mut rec = s.start();
+    wait_until(Duration::from_secs(60), "two renewals of each line", || {
+        s.status_json()
+            .is_some_and(|st| st["planned_reconnects"].as_u64().unwrap_or(0) >= 4)
+    });
+    wait_delivering(&s, "a", 0);
+    wait_delivering(&s, "b", 0);
+    let st = status(&s);
+    let end = ms();
+    rec.term();
+    assert!(rec.wait_exit(Duration::from_secs(10)).is_some());
+    let (lost, dups, unique) = lost_and_dups(&s.seqs());
+    let log = s.log_text();
+    eprintln!(
+        "planned: {unique} messages, {lost} lost, {dups} duplicated, {} planned reconnects, {} waits",
+        st["planned_reconnects"],
+        log.matches("waits: line").count()
+    );
+    assert_eq!((lost, dups), (0, 0));
+    assert!(log.contains("covers meanwhile"), "{log}");
+    assert_eq!(st["handover"]["handovers"], 0, "no make-before-break: {st}");
+    let j = journal(&s);
+    let from = j
+        .iter()
+        .filter_map(|v| v["subscribed_ms"].as_u64())
+        .min()
+        .unwrap();
+    assert_eq!(gaps(&s, from, end), vec![], "{j:?}");
+}
