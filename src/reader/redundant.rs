@@ -22,7 +22,7 @@
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Reader;
 use super::lines::{LineSink, MAX_BATCH_BYTES, Out};
@@ -43,8 +43,6 @@ pub(crate) struct Shared {
     arbiter: Mutex<Arbiter>,
     /// Whether each line is connected.
     up: [AtomicBool; 2],
-    /// Whether each line has shipped a burst since it connected.
-    delivering: [AtomicBool; 2],
 }
 
 /// First arrival wins: the keys written lately, and the one batch to the writer.
@@ -53,6 +51,13 @@ struct Arbiter {
     batch: Batch,
     side: ReaderSide,
     per_batch: usize,
+    /// Per line: the first message its connection wrote (a first arrival).
+    first_written: [Option<u64>; 2],
+    /// Per line: its connection's stream is known to start at or before the other
+    /// line's position, so it delivers whatever the other would from there on: it
+    /// shipped a copy of a message the other had written, or the other shipped a copy
+    /// of this connection's first written message.
+    joined: [bool; 2],
 }
 
 fn lock(m: &Mutex<Arbiter>) -> MutexGuard<'_, Arbiter> {
@@ -116,6 +121,9 @@ impl Feed<'_> {
                         break;
                     };
                     if a.seen.insert(key) {
+                        if a.first_written[self.line].is_none() {
+                            a.first_written[self.line] = Some(key);
+                        }
                         a.batch.data.extend_from_slice(&staged.data[start..end]);
                         a.batch.end_line(seg.dest);
                         first += 1;
@@ -128,6 +136,11 @@ impl Feed<'_> {
                         }
                     } else {
                         dups += 1;
+                        // This line is level with or behind the other here.
+                        a.joined[self.line] = true;
+                        if a.first_written[1 - self.line] == Some(key) {
+                            a.joined[1 - self.line] = true;
+                        }
                     }
                     start = end;
                 }
@@ -139,7 +152,6 @@ impl Feed<'_> {
                 shipped = worse(shipped, s);
             }
         }
-        self.shared.delivering[self.line].store(true, Relaxed);
         let [messages, firsts, duplicates] = LINE_COUNTS[self.line];
         stats.add(messages, staged.lines as u64);
         stats.add(firsts, first);
@@ -170,6 +182,8 @@ pub(crate) struct LineOf<'a> {
     shared: &'a Shared,
     /// Whether the line has connected before.
     connected_before: std::cell::Cell<bool>,
+    /// Since when a planned reconnect waits for the other line.
+    waiting_since: std::cell::Cell<Option<Instant>>,
     /// 0 for A, 1 for B.
     pub(crate) index: usize,
     /// Its URL, when it is not the configured one (`ws_url_b`).
@@ -190,18 +204,34 @@ impl LineOf<'_> {
     /// The line is connected and subscribed (or not): the status follows.
     pub(crate) fn set_up(&self, up: bool, stats: &Stats) {
         // Under the lock, so that the two lines' updates of the one gauge do not race.
-        let _a = lock(&self.shared.arbiter);
+        let mut a = lock(&self.shared.arbiter);
         self.shared.up[self.index].store(up, Relaxed);
-        self.shared.delivering[self.index].store(false, Relaxed);
+        // A new connection (or none): what the last one proved is void.
+        self.waiting_since.set(None);
+        a.first_written[self.index] = None;
+        a.joined[self.index] = false;
         stats.set_line_connected(self.index, up);
         stats.set_connected(self.shared.up.iter().any(|u| u.load(Relaxed)));
     }
 
-    /// Whether the other line is up and has delivered since it connected (then this
-    /// one may reconnect for a plan).
-    pub(crate) fn other_delivering(&self) -> bool {
+    /// If the other line is up and its connection is joined with this one's (it
+    /// delivers every message this one would from here on), this line counts as
+    /// down from now, so that the other, asking the same at the same moment, waits;
+    /// true: it may reconnect for a plan. `anyway`: joined or not, if the other is
+    /// up and has written something.
+    pub(crate) fn leave_if_covered(&self, stats: &Stats, anyway: bool) -> bool {
+        // Under the lock: two lines planning at once must not both see the other up.
+        let mut a = lock(&self.shared.arbiter);
         let o = 1 - self.index;
-        self.shared.up[o].load(Relaxed) && self.shared.delivering[o].load(Relaxed)
+        let up = self.shared.up[o].load(Relaxed);
+        let covered = up && (a.joined[o] || (anyway && a.first_written[o].is_some()));
+        if covered {
+            self.shared.up[self.index].store(false, Relaxed);
+            a.first_written[self.index] = None;
+            a.joined[self.index] = false;
+            stats.set_line_connected(self.index, false);
+        }
+        covered
     }
 }
 
@@ -221,9 +251,10 @@ pub(crate) fn run(
             batch: Batch::default(),
             side,
             per_batch,
+            first_written: [None; 2],
+            joined: [false; 2],
         }),
         up: Default::default(),
-        delivering: Default::default(),
     };
     stats.set_redundant();
     log::info!(
@@ -236,6 +267,7 @@ pub(crate) fn run(
             let line = LineOf {
                 shared: &shared,
                 connected_before: Default::default(),
+                waiting_since: Default::default(),
                 index,
                 url: if index == 1 {
                     r.ws_url_b.as_ref()
@@ -288,33 +320,49 @@ pub(crate) fn run(
     log::info!("reader: both lines stopped");
 }
 
-/// A planned reconnect of `line` (`why`): if the other line delivers, closes this
-/// connection and returns the end that reconnects at once; else the plan waits (a
-/// second later the session asks again) and the session reads on.
+/// A planned reconnect of `line` (`why`): if the other line covers (its connection is
+/// joined with this one's), closes this connection and returns the end that reconnects
+/// at once. Else the plan waits: the session reads on and asks again every
+/// [`PLAN_RETRY`]; after `overlap` (`handover_overlap`) it goes if the other line is
+/// up and writing at all, as a handover goes without a common message.
 pub(crate) fn planned(
     line: &LineOf<'_>,
     session: &mut Session<'_, '_>,
+    stats: &Stats,
+    overlap: Duration,
     why: String,
 ) -> Option<End> {
     let other = NAMES[1 - line.index];
-    if line.other_delivering() {
+    let now = Instant::now();
+    let since = line.waiting_since.get();
+    let anyway = since.is_some_and(|t| now.duration_since(t) >= overlap);
+    if line.leave_if_covered(stats, anyway) {
+        line.waiting_since.set(None);
         log::info!(
-            "line {}: planned reconnect ({why}); line {other} covers meanwhile",
-            line.name()
+            "line {}: planned reconnect ({why}); line {other} covers meanwhile{}",
+            line.name(),
+            if anyway {
+                " (no message both delivered within handover_overlap)"
+            } else {
+                ""
+            }
         );
         session.close_now("planned reconnect");
         return Some(End::GoingAway(format!("planned reconnect ({why})")));
     }
-    log::info!(
-        "line {}: planned reconnect ({why}) waits: line {other} is not delivering",
-        line.name()
-    );
+    if since.is_none() {
+        line.waiting_since.set(Some(now));
+        log::info!(
+            "line {}: planned reconnect ({why}) waits until line {other} delivers what this one does",
+            line.name()
+        );
+    }
     session.defer_plan(PLAN_RETRY);
     None
 }
 
-/// How long a planned reconnect waits for the other line, each time.
-const PLAN_RETRY: Duration = Duration::from_secs(1);
+/// How often a waiting planned reconnect asks again.
+const PLAN_RETRY: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {
@@ -336,9 +384,10 @@ mod tests {
                 batch: Batch::default(),
                 side,
                 per_batch: 1000,
+                first_written: [None; 2],
+                joined: [false; 2],
             }),
             up: Default::default(),
-            delivering: Default::default(),
         };
         let sink = |line| {
             LineSink::new(
