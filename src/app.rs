@@ -76,7 +76,7 @@ fn spawn<'scope, 'env>(
 
 /// Records until SIGINT/SIGTERM.
 fn record(cfg: Config, debug: bool, config_arg: &str) -> Result<u8, Fatal> {
-    logging::init(&cfg, debug)?;
+    logging::init(&cfg.operations, &cfg.path, debug)?;
     let shutdown = Arc::new(
         Shutdown::new()
             .map_err(|e| Fatal::Other(format!("cannot create the shutdown wake: {e}")))?,

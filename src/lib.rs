@@ -17,7 +17,8 @@
 //!   (subscribe messages for the topics).
 //! - `message`: each message's fate (`message::Judge`): the JSON check
 //!   ([`jsonline`]), and one file per mechanism: `decode` (binary frames), `pong`,
-//!   `heartbeat` (replies), `route_ids`, `template`; `route` decides the file.
+//!   `heartbeat` (replies), `route_ids`, `template`, `sequence` (sequence gaps),
+//!   `cursor` (resume by cursor); `route` decides the file.
 //! - `reader`: the reader thread: `connect` (TCP, TLS, handshake), `session` (one
 //!   connection's read loop, keep-alive, staleness, the close window), `lines` (batch
 //!   assembly from the verdicts), `backoff` (reconnect delays), `handover`

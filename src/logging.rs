@@ -8,12 +8,15 @@ use std::io::IsTerminal;
 
 use simplelog::{CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, WriteLogger};
 
-use crate::config::Config;
+use std::path::Path;
+
+use crate::config::{ConfigError, Operations};
 use crate::error::Fatal;
 
-/// Installs the loggers the config asks for; `debug` forces stdout and debug level.
+/// Installs the loggers the config (at `path`) asks for; `debug` forces stdout and
+/// debug level.
 /// When the log goes to neither stdout nor a terminal, the log is only in the file.
-pub(crate) fn init(cfg: &Config, debug: bool) -> Result<(), Fatal> {
+pub(crate) fn init(ops: &Operations, path: &Path, debug: bool) -> Result<(), Fatal> {
     let level = if debug {
         LevelFilter::Debug
     } else {
@@ -28,15 +31,21 @@ pub(crate) fn init(cfg: &Config, debug: bool) -> Result<(), Fatal> {
     builder.add_filter_allow_str("wsrec");
     let config = builder.build();
     let mut loggers: Vec<Box<dyn SharedLogger>> = Vec::new();
-    if let Some(path) = &cfg.operations.log_file {
+    if let Some(log) = &ops.log_file {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path)
-            .map_err(|e| cfg.error("log_file", format!("cannot open {}: {e}", path.display())))?;
+            .open(log)
+            .map_err(|e| {
+                ConfigError::field(
+                    path,
+                    "log_file",
+                    format!("cannot open {}: {e}", log.display()),
+                )
+            })?;
         loggers.push(WriteLogger::new(level, config.clone(), file));
     }
-    if cfg.operations.log_to_stdout || debug {
+    if ops.log_to_stdout || debug {
         loggers.push(WriteLogger::new(level, config, std::io::stdout()));
     } else if std::io::stderr().is_terminal() {
         loggers.push(WriteLogger::new(level, config, std::io::stderr()));

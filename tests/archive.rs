@@ -1156,7 +1156,7 @@ fn analysis_examples_run_as_written_on_a_compressed_recording() {
     let csv = String::from_utf8(csv.stdout).unwrap();
     assert_eq!(
         csv.lines().next(),
-        Some("start,end,seconds,kind,topic,start_ms,end_ms")
+        Some("start,end,seconds,kind,topic,start_ms,end_ms,last,next")
     );
     assert_eq!(csv.lines().count(), gaps.len() + 1);
 

@@ -531,12 +531,19 @@ macro_rules! preset_tests {
 
 preset_tests! {
     preset_bybit: Case {
-        extra: |ev, _| {
+        extra: |ev, run| {
             let pings = recv_texts(ev)
                 .iter()
                 .filter(|t| t.contains("\"ping\""))
                 .count();
             assert!(pings >= 3, "{pings} pings");
+            // The book's u is checked, and its snapshots (the first, the re-sent
+            // one, the restart's u = 1) are no sequence gaps.
+            let book = run.lines("orderbook.1.BTCUSDT");
+            let us: Vec<u64> = book.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()?["data"]["u"].as_u64()).collect();
+            assert!(us.len() >= 10 && us.windows(2).all(|w| w[1] == w[0] + 1 || w[1] == w[0] || w[1] == 1), "{us:?}");
+            let log = run.setup.log_text();
+            assert!(!log.contains("sequence gap"), "no sequence gap in the log:\n{log}");
         },
         ..Case::new("bybit", 45.0, |t, v| v["topic"] == t && !v["data"].is_null() && v.get("op").is_none())
     };
@@ -691,6 +698,147 @@ fn preset_kucoin_without_a_welcome_subscribes_after_the_timeout() {
         ..Case::new("kucoin", 28.0, |t, v| {
             v["topic"] == t && v["type"] == "message"
         })
+    });
+}
+
+/// A book update the venue never sent is a sequence gap in the venue's numbers,
+/// found by the preset's `sequence` rule on the venue's own shape.
+#[test]
+fn preset_bybit_states_a_lost_book_update() {
+    run_case(Case {
+        quirk: "book-gap",
+        edit: |cfg| cfg["coverage_journal"] = json!(true),
+        extra: |_, run| {
+            let out = Command::new(bin())
+                .args([
+                    "--config",
+                    run.setup.config.to_str().unwrap(),
+                    "gaps",
+                    "--json",
+                ])
+                .output()
+                .unwrap();
+            let rows: Vec<Value> = String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .filter(|r: &Value| r["kind"] == "sequence")
+                .collect();
+            assert_eq!(rows.len(), 1, "{rows:?}");
+            assert_eq!(
+                (&rows[0]["topic"], &rows[0]["last"], &rows[0]["next"]),
+                (&json!("orderbook.1.BTCUSDT"), &json!(20), &json!(22)),
+                "{rows:?}"
+            );
+        },
+        ..Case::new("bybit", 45.0, |t, v| {
+            v["topic"] == t && !v["data"].is_null()
+        })
+    });
+}
+
+/// A connection the network cuts: the preset resumes by cursor (Jetstream's `cursor`
+/// in the URL, Nostr's `since` in the REQ), the venue replays from there, and every
+/// data message is in its file once: none lost in the cut, none written twice.
+fn resumes_after_a_cut(case: Case, asked: fn(&[Value]) -> bool) {
+    let mut run = start(&Case {
+        quirk: "cut-once",
+        ..case
+    });
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        run.check_alive();
+        let ev = run.sim.events();
+        let after = ev
+            .iter()
+            .skip_while(|e| e["event"] != "cut")
+            .filter(|e| e["event"] == "sent")
+            .count();
+        if of_kind(&ev, "connect").len() == 2 && after >= 60 {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out waiting for the cut and the resume{}",
+            run.context()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Every distinct data message sent so far is written.
+    let sent = sent_by_file(&run.sim.events());
+    let topics: Vec<&String> = sent.keys().flatten().filter(|f| *f != "_control").collect();
+    let want =
+        |f: &String| -> BTreeSet<String> { sent[&Some(f.clone())].iter().cloned().collect() };
+    wait_until(Duration::from_secs(30), "the sent messages written", || {
+        topics.iter().all(|f| {
+            let got: BTreeSet<String> = run.lines(f).into_iter().collect();
+            got.is_superset(&want(f))
+        })
+    });
+    let st = run.setup.wait_status();
+    run.rec.term();
+    let code = run
+        .rec
+        .wait_exit(Duration::from_secs(10))
+        .and_then(|s| s.code());
+    assert_eq!(code, Some(0), "wsrec exits 0 on SIGTERM{}", run.context());
+    let events = run.sim.events();
+    let ctx = run.context();
+    assert!(
+        asked(&events),
+        "the second connection asks for a replay{ctx}"
+    );
+    let sent = sent_by_file(&events);
+    let mut replayed = 0;
+    for f in &topics {
+        let texts = &sent[&Some((*f).clone())];
+        let distinct: BTreeSet<&String> = texts.iter().collect();
+        replayed += texts.len() - distinct.len();
+        let got = run.lines(f);
+        let unique: BTreeSet<&String> = got.iter().collect();
+        assert_eq!(
+            unique.len(),
+            got.len(),
+            "{f}: no message written twice{ctx}"
+        );
+        assert_eq!(
+            unique, distinct,
+            "{f}: every message the venue sent, once{ctx}"
+        );
+    }
+    assert!(
+        replayed > 0,
+        "the venue replayed what was recorded already{ctx}"
+    );
+    // A message lost in the cut was sent twice but received once.
+    let removed = st["resume_duplicates_removed"].as_u64().unwrap();
+    assert!(
+        removed > 0 && removed <= replayed as u64,
+        "the replayed messages received twice are counted ({replayed} sent twice): {st}"
+    );
+}
+
+#[test]
+fn preset_jetstream_resumes_by_cursor_after_a_cut() {
+    resumes_after_a_cut(Case::new("jetstream", 30.0, |_, _| true), |ev| {
+        let paths: Vec<&str> = of_kind(ev, "connect")
+            .iter()
+            .map(|e| e["path"].as_str().unwrap())
+            .collect();
+        !paths[0].contains("cursor") && paths[1].contains("&cursor=")
+    });
+}
+
+#[test]
+fn preset_nostr_resumes_by_since_after_a_cut() {
+    resumes_after_a_cut(Case::new("nostr", 60.0, |_, _| true), |ev| {
+        let reqs: Vec<Value> = recv_texts(ev)
+            .iter()
+            .filter_map(|t| serde_json::from_str(t).ok())
+            .collect();
+        reqs.len() == 2
+            && reqs.iter().all(|r| r[2]["since"].is_u64())
+            && reqs[1][2]["since"].as_u64() <= reqs[0][2]["since"].as_u64().map(|s| s + 60)
     });
 }
 

@@ -26,6 +26,11 @@
 //! - `redundant`: two lines (`redundant`, `ws_url_b`), first arrival wins: resets of
 //!   either line lose and duplicate nothing, a gap only where both were down, a line
 //!   refused is a degraded status.
+//! - `resume`: resume by cursor (`cursor`) against a Jetstream-like server: a drop,
+//!   a SIGTERM and a SIGKILL lose nothing and write nothing twice.
+//! - `sequence`: sequence checks (`sequence`): injected breaks are the sequence gaps
+//!   of `wsrec gaps`, `--status --json` and the metrics file; a documented reset is
+//!   not one.
 //! - `operate`: deploy/ (systemd units, cron, logrotate) and log rotation.
 //! - `compress`: `scripts/compress-closed-hours`.
 //! - `archive`: `scripts/ship-closed-hours` against a real S3 server (moto) with
@@ -64,7 +69,9 @@ mod peers;
 mod presets;
 mod recording;
 mod redundant;
+mod resume;
 mod routing;
+mod sequence;
 mod shutdown;
 mod status;
 mod tls;

@@ -1,6 +1,6 @@
 //! The config fields of the mechanisms that avoid gaps and state them: the data
-//! timeout, planned reconnects (notices, connection age) and the make-before-break
-//! handover with its de-duplication. Each mechanism parses its own value; this file
+//! timeout, planned reconnects (notices, connection age), the make-before-break
+//! handover with its de-duplication, resume by cursor and the sequence checks. Each mechanism parses its own value; this file
 //! only declares the fields.
 
 use std::time::Duration;
@@ -8,8 +8,10 @@ use std::time::Duration;
 use super::ConfigError;
 use super::fields::Fields;
 use super::url::{WsUrl, parse_ws_url};
+use crate::message::cursor::{self, CursorSpec};
 use crate::message::dedupe::{self, DedupeBy};
 use crate::message::reconnect_on::{self, NoticeSpec};
+use crate::message::sequence::{self, SequenceSpec};
 use crate::reader::plan::{self, ConnectionAge};
 
 /// What the gap-avoiding mechanisms are configured to do.
@@ -26,6 +28,10 @@ pub(crate) struct Continuity {
     pub(crate) handover_overlap: Duration,
     /// What makes two messages the same across connections.
     pub(crate) dedupe_by: DedupeBy,
+    /// Resume by cursor: the pointer, rewind and initial value of `{cursor}`.
+    pub(crate) cursor: Option<CursorSpec>,
+    /// The sequence rules per topic.
+    pub(crate) sequence: SequenceSpec,
     /// Two connections at once (lines A and B), first arrival wins; `None` = one.
     pub(crate) redundant: Option<Redundant>,
 }
@@ -85,6 +91,20 @@ pub(super) fn declare(f: &mut Fields, topics: &[String]) -> Result<Continuity, C
         None => DedupeBy::default(),
         Some(v) => dedupe::parse(v, topics).map_err(|e| f.err("dedupe_by", e))?,
     };
+    let cursor = match f.take(
+        "cursor",
+        "resume by cursor: `{\"at\": pointer, \"rewind\": n, \"unit\": \"s\", \"ms\", \"us\" or \"ns\", \"initial\": n or \"now\"}`; `{cursor}` in `ws_url` or a subscribe message becomes the newest value recorded at the pointer minus `rewind` (kept in `cursor.json` in output_dir across restarts), and data messages are written once by their `dedupe_by` key",
+    ) {
+        None => None,
+        Some(v) => Some(cursor::parse(v).map_err(|e| f.err("cursor", e))?),
+    };
+    let sequence = match f.take(
+        "sequence",
+        "sequence checks per topic (or `\"*\"`): `{\"at\": pointer, \"prev\": pointer}` (a chained sequence) or `{\"at\": pointer, \"step\": n}` (contiguous numbers), with optional `\"reset_when\": [patterns]`; a message that does not follow is a sequence gap in the coverage journal",
+    ) {
+        None => SequenceSpec::default(),
+        Some(v) => sequence::parse(v, topics).map_err(|e| f.err("sequence", e))?,
+    };
     let redundant = f.bool(
         "redundant",
         false,
@@ -108,5 +128,7 @@ pub(super) fn declare(f: &mut Fields, topics: &[String]) -> Result<Continuity, C
         max_connection_age,
         handover_overlap: Duration::from_secs_f64(handover_overlap),
         dedupe_by,
+        cursor,
+        sequence,
     })
 }

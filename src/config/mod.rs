@@ -268,6 +268,7 @@ impl Config {
             heartbeats,
         } = Self::keep_alive(f)?;
         let continuity = continuity::declare(f, &topics)?;
+        Self::check_cursor(f, &connection, &continuity)?;
         let binary = f.choice(
             "binary_frames",
             Binary::Auto,
@@ -316,6 +317,9 @@ impl Config {
             route_ids.as_ref(),
             &control_messages,
             &continuity.reconnect_on,
+            &topics,
+            &continuity.sequence,
+            continuity.cursor.as_ref(),
         )
         .map_err(|(field, e)| f.err(field, e))?;
         Ok(Config {
@@ -334,6 +338,26 @@ impl Config {
             operations,
             continuity,
         })
+    }
+
+    /// `{cursor}` and `cursor` come together; a message cannot leave the value out,
+    /// so it needs `initial`.
+    fn check_cursor(f: &Fields, c: &Connection, k: &Continuity) -> Result<(), ConfigError> {
+        let in_url = c.ws_url.url.contains(crate::message::cursor::PLACEHOLDER);
+        let in_msg = c.subscribe_messages.iter().any(Template::uses_cursor);
+        match &k.cursor {
+            None if in_url => Err(f.err("ws_url", "{cursor} needs the `cursor` field")),
+            None if in_msg => Err(f.err("subscribe_message", "{cursor} needs the `cursor` field")),
+            Some(_) if !in_url && !in_msg => Err(f.err(
+                "cursor",
+                "no {cursor} in ws_url or subscribe_message to fill in",
+            )),
+            Some(s) if in_msg && s.initial.is_none() => Err(f.err(
+                "cursor",
+                "{cursor} in subscribe_message needs \"initial\" (a message cannot leave the value out)",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The output section.
@@ -754,7 +778,7 @@ mod tests {
             .connection
             .subscribe_messages
             .iter()
-            .map(|t| t.render(&mut 0, |_| None))
+            .map(|t| t.render(&mut 0, None, |_| None))
             .collect();
         assert_eq!(
             subs,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::clock::unix_ms;
+use crate::message::sequence::{Break, to_json};
 
 /// Name of the journal in `output_dir`.
 pub(crate) const FILE_NAME: &str = "coverage.jsonl";
@@ -189,6 +190,21 @@ impl Coverage {
             "why": h.why,
             "duplicates_removed": h.duplicates,
             "gap_ms": h.gap_ms,
+        }));
+    }
+
+    /// Appends a "sequence_gap" line: a message of `topic` did not follow the last
+    /// (`sequence`), stated in the venue's numbers.
+    pub(crate) fn sequence_break(&mut self, b: &Break, topic: &str) {
+        self.append(&json!({
+            "event": "sequence_gap",
+            "at_ms": b.at_ms,
+            "pid": std::process::id(),
+            "topic": topic,
+            "last": to_json(b.last),
+            "next": to_json(b.next),
+            "prev": b.prev.map(to_json),
+            "last_ms": b.last_ms,
         }));
     }
 

@@ -1,5 +1,6 @@
 //! `wsrec gaps`: reads the coverage journal and prints the windows of time in a range
-//! that no connection session covered (from subscribe to close).
+//! that no connection session covered (from subscribe to close), and the sequence
+//! gaps (`sequence`) found while one did.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -87,6 +88,40 @@ pub(crate) fn covered(journal: &str, now_ms: u64) -> Vec<(u64, u64)> {
     merged
 }
 
+/// A sequence gap from the journal: a topic's last number and the next, and when each
+/// came (Unix ms). The numbers are kept as the JSON text the journal has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SeqGap {
+    pub(crate) topic: String,
+    pub(crate) last: String,
+    pub(crate) next: String,
+    pub(crate) start_ms: u64,
+    pub(crate) end_ms: u64,
+}
+
+/// The sequence gaps of the journal that overlap `[from, to]`, in order of time.
+pub(crate) fn sequence_gaps(journal: &str, from: u64, to: u64) -> Vec<SeqGap> {
+    let mut out: Vec<SeqGap> = journal
+        .lines()
+        .filter(|l| l.contains("\"sequence_gap\""))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "sequence_gap")
+        .filter_map(|v| {
+            let end_ms = v["at_ms"].as_u64()?;
+            Some(SeqGap {
+                topic: v["topic"].as_str().unwrap_or("").to_string(),
+                last: v["last"].to_string(),
+                next: v["next"].to_string(),
+                start_ms: v["last_ms"].as_u64().unwrap_or(end_ms).min(end_ms),
+                end_ms,
+            })
+        })
+        .filter(|g| g.end_ms >= from && g.start_ms <= to)
+        .collect();
+    out.sort_by_key(|g| (g.start_ms, g.end_ms));
+    out
+}
+
 /// The parts of `[from, to)` outside `windows`.
 pub(crate) fn gaps_in(windows: &[(u64, u64)], from: u64, to: u64) -> Vec<(u64, u64)> {
     let mut gaps = Vec::new();
@@ -156,17 +191,40 @@ pub(crate) fn run(output_dir: &Path, args: &GapsArgs) -> Result<u8, Fatal> {
         .into_iter()
         .filter(|(s, e)| e - s >= min)
         .collect();
+    // Not filtered by --min-gap: a sequence gap loses messages however short it is.
+    let seq = sequence_gaps(&journal, from, to);
     if args.json || args.csv {
-        return print_rows(&gaps, args.csv);
+        return print_rows(&gaps, &seq, args.csv);
     }
     let missing: u64 = gaps.iter().map(|(s, e)| e - s).sum();
-    for (s, e) in &gaps {
-        println!(
-            "gap {} .. {} ({:.3}s)",
-            fmt_ms(*s),
-            fmt_ms(*e),
-            (e - s) as f64 / 1000.0
+    // Both kinds in order of time.
+    let mut lines: Vec<(u64, String)> = gaps
+        .iter()
+        .map(|(s, e)| {
+            let text = format!(
+                "gap {} .. {} ({:.3}s)",
+                fmt_ms(*s),
+                fmt_ms(*e),
+                (e - s) as f64 / 1000.0
+            );
+            (*s, text)
+        })
+        .collect();
+    lines.extend(seq.iter().map(|g| {
+        let text = format!(
+            "sequence gap {} {} .. {} ({:.3}s): last {}, next {}",
+            g.topic,
+            fmt_ms(g.start_ms),
+            fmt_ms(g.end_ms),
+            (g.end_ms - g.start_ms) as f64 / 1000.0,
+            g.last,
+            g.next
         );
+        (g.start_ms, text)
+    }));
+    lines.sort_by_key(|(t, _)| *t);
+    for (_, l) in &lines {
+        println!("{l}");
     }
     let span = to.saturating_sub(from).max(1);
     println!(
@@ -178,11 +236,17 @@ pub(crate) fn run(output_dir: &Path, args: &GapsArgs) -> Result<u8, Fatal> {
         fmt_ms(from),
         fmt_ms(to)
     );
+    if !seq.is_empty() {
+        println!(
+            "{} sequence gaps (messages missing while connected)",
+            seq.len()
+        );
+    }
     Ok(Exit::Success.into())
 }
 
 /// `--json` / `--csv`: the gaps as rows, nothing else on stdout.
-fn print_rows(gaps: &[(u64, u64)], csv: bool) -> Result<u8, Fatal> {
+fn print_rows(gaps: &[(u64, u64)], seq: &[SeqGap], csv: bool) -> Result<u8, Fatal> {
     use super::gap_rows::{COLUMNS, Kind, Row};
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -191,13 +255,25 @@ fn print_rows(gaps: &[(u64, u64)], csv: bool) -> Result<u8, Fatal> {
         text.push_str(&COLUMNS.join(","));
         text.push('\n');
     }
-    for &(start_ms, end_ms) in gaps {
-        let row = Row {
+    let mut rows: Vec<Row> = gaps
+        .iter()
+        .map(|&(start_ms, end_ms)| Row {
             start_ms,
             end_ms,
             kind: Kind::Connection,
             topic: None,
-        };
+            numbers: None,
+        })
+        .collect();
+    rows.extend(seq.iter().map(|g| Row {
+        start_ms: g.start_ms,
+        end_ms: g.end_ms,
+        kind: Kind::Sequence,
+        topic: Some(&g.topic),
+        numbers: Some((&g.last, &g.next)),
+    }));
+    rows.sort_by_key(|r| r.start_ms);
+    for row in rows {
         text.push_str(&if csv {
             row.csv(fmt_ms)
         } else {
@@ -238,6 +314,25 @@ mod tests {
 {"event":"close","connected_ms":4600,"subscribed_ms":4700,"closed_ms":9000}
 "#;
         assert_eq!(gaps_in(&covered(j, 10_000), 1100, 9000), vec![(3000, 4700)]);
+        let j = r#"{"event":"open","connected_ms":1000,"subscribed_ms":1100}
+{"event":"sequence_gap","at_ms":2500,"topic":"book","last":17,"next":30,"prev":20,"last_ms":2400}
+{"event":"sequence_gap","at_ms":9500,"topic":"book","last":"18446744073709551617","next":2,"last_ms":9000}
+"#;
+        let g = sequence_gaps(j, 0, 5000);
+        assert_eq!(
+            g,
+            [SeqGap {
+                topic: "book".into(),
+                last: "17".into(),
+                next: "30".into(),
+                start_ms: 2400,
+                end_ms: 2500
+            }]
+        );
+        assert_eq!(
+            sequence_gaps(j, 0, 10_000)[1].last,
+            "\"18446744073709551617\""
+        );
         // Redundant lines: a gap only where both missed it, even when their sessions
         // connected in the same millisecond.
         let j = r#"{"event":"close","line":"a","connected_ms":1000,"subscribed_ms":1000,"closed_ms":3000}

@@ -202,7 +202,7 @@ impl Heartbeats {
             .rules
             .iter()
             .find(|r| r.pattern.matches(msg, found, escaped))?;
-        Some(rule.reply.render(counter, |p| {
+        Some(rule.reply.render(counter, None, |p| {
             rule.values
                 .iter()
                 .find(|(q, _)| q == p)

@@ -15,7 +15,7 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Error as WsError, HandshakeError, WebSocket};
 
 use super::backoff::parse_retry_after;
-use crate::config::{Config, UrlCommand, WsUrl, parse_ws_url};
+use crate::config::{Connection, UrlCommand, WsUrl, parse_ws_url};
 
 /// The connection the reader owns.
 pub(crate) type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
@@ -59,21 +59,16 @@ pub(crate) fn tcp_of(ws: &Ws) -> &TcpStream {
 }
 
 /// TCP connect, TLS handshake and WebSocket upgrade, each with a deadline; first the
-/// URL command, if there is one.
-pub(crate) fn connect(cfg: &Config) -> Result<Ws, ConnectError> {
-    connect_to(cfg, None)
-}
-
-/// [`connect`], to `url` when given (a redundant line's own URL, `ws_url_b`).
-pub(crate) fn connect_to(cfg: &Config, url: Option<&WsUrl>) -> Result<Ws, ConnectError> {
+/// URL command, if there is one; else `url` (a redundant line's own
+/// URL, `ws_url_b`, and `{cursor}` filled in), or `ws_url`.
+pub(crate) fn connect(conn: &Connection, url: Option<&WsUrl>) -> Result<Ws, ConnectError> {
     let fetched;
-    let url = match (url, &cfg.connection.ws_url_command) {
-        (Some(u), _) => u,
-        (None, Some(c)) => {
+    let url = match &conn.ws_url_command {
+        Some(c) => {
             fetched = url_from_command(c)?;
             &fetched
         }
-        (None, None) => &cfg.connection.ws_url,
+        None => url.unwrap_or(&conn.ws_url),
     };
     let hostport = format!("{}:{}", url.host, url.port);
     let tcp = tcp(&url.host, url.port)
@@ -83,7 +78,7 @@ pub(crate) fn connect_to(cfg: &Config, url: Option<&WsUrl>) -> Result<Ws, Connec
     } else {
         MaybeTlsStream::Plain(tcp)
     };
-    upgrade(cfg, url, stream)
+    upgrade(conn, url, stream)
 }
 
 /// Runs the URL command (KuCoin's token, for example) with its timeout; the first line
@@ -184,7 +179,7 @@ fn tls(
 }
 
 fn upgrade(
-    cfg: &Config,
+    conn: &Connection,
     url: &WsUrl,
     stream: MaybeTlsStream<TcpStream>,
 ) -> Result<Ws, ConnectError> {
@@ -193,7 +188,7 @@ fn upgrade(
         .as_str()
         .into_client_request()
         .map_err(|e| ConnectError::new(format!("handshake with {url}: {e}")))?;
-    for (k, v) in &cfg.connection.handshake_headers {
+    for (k, v) in &conn.handshake_headers {
         // Both were checked when the config was loaded.
         if let (Ok(k), Ok(v)) = (
             HeaderName::from_bytes(k.as_bytes()),
@@ -203,8 +198,8 @@ fn upgrade(
         }
     }
     let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(cfg.connection.max_message_bytes))
-        .max_frame_size(Some(cfg.connection.max_message_bytes))
+        .max_message_size(Some(conn.max_message_bytes))
+        .max_frame_size(Some(conn.max_message_bytes))
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0);
     match tungstenite::client::client_with_config(request, stream, Some(ws_config)) {

@@ -29,7 +29,7 @@ use tungstenite::Message;
 use super::connect::{self, Ws, tcp_of};
 use super::session::{End, Session};
 use crate::clock::unix_ms;
-use crate::config::Config;
+use crate::config::{Config, WsUrl};
 use crate::journal::coverage::{Handover, Span};
 use crate::message::dedupe::{KEY_CAPACITY, KeyRing, KeySet, Keys};
 use crate::shutdown::Shutdown;
@@ -280,6 +280,7 @@ pub(crate) fn overlap(
     session: &mut Session<'_, '_>,
     old: &Span,
     subs: &[String],
+    url: Option<&WsUrl>,
 ) -> Outcome {
     let shared = Arc::new(Mutex::new(Overlap {
         phase: Phase::Opening,
@@ -305,7 +306,7 @@ pub(crate) fn overlap(
     thread::scope(|scope| {
         let child = thread::Builder::new()
             .name("reader-new".into())
-            .spawn_scoped(scope, || open_new(cfg, stats, shutdown, subs, &shared));
+            .spawn_scoped(scope, || open_new(cfg, stats, shutdown, subs, url, &shared));
         let child = match child {
             Ok(c) => c,
             Err(e) => {
@@ -415,6 +416,7 @@ fn open_new(
     stats: &Stats,
     shutdown: &Shutdown,
     subs: &[String],
+    url: Option<&WsUrl>,
     shared: &Mutex<Overlap>,
 ) -> Option<Opened> {
     let fail = |why: String| {
@@ -422,7 +424,7 @@ fn open_new(
         None
     };
     stats.add(Count::Attempts, 1);
-    let mut ws = match connect::connect(cfg) {
+    let mut ws = match connect::connect(&cfg.connection, url) {
         Ok(ws) => ws,
         Err(e) => return fail(format!("the new connection: {e}")),
     };

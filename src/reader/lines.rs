@@ -6,11 +6,17 @@
 use std::io::Write as _;
 use std::time::Duration;
 
+use std::time::Instant;
+
 use super::redundant::Feed;
+
 use crate::batch::{Batch, ReaderSide, Shipped, shape};
 use crate::clock::{self, Periods};
-use crate::config::{LineFormat, Messages, Output};
+use crate::config::{Config, LineFormat, Messages, Output, WsUrl, parse_ws_url};
+use crate::journal::coverage::Coverage;
+use crate::message::cursor::{self, CursorFile, CursorSpec};
 use crate::message::decode::Decoder;
+use crate::message::dedupe::Keys;
 use crate::message::jsonline;
 use crate::message::template::Template;
 use crate::message::{Frame, Judge, Verdict};
@@ -66,6 +72,13 @@ pub(crate) struct LineSink<'a> {
     warn_reject: RateLimited,
     /// Lines shipped for topic files (not the control file), for `data_timeout`.
     topic_lines: u64,
+    /// The topics, by index (for the journal's sequence gaps).
+    topics: &'a [String],
+    /// `cursor` and its state file, when configured.
+    cursor: Option<(&'a CursorSpec, CursorFile)>,
+    warn_break: RateLimited,
+    /// Whether `sequence` has rules (then the judge needs the time of each burst).
+    sequences: bool,
 }
 
 impl<'a> LineSink<'a> {
@@ -99,6 +112,102 @@ impl<'a> LineSink<'a> {
             ),
             warn_reject: RateLimited::new(Duration::from_secs(10)),
             topic_lines: 0,
+            topics: &messages.topics,
+            cursor: None,
+            warn_break: RateLimited::new(Duration::from_secs(10)),
+            sequences: messages.lookups.has_sequences(),
+        }
+    }
+
+    /// With `cursor` in `cfg`: resumes from the value saved in output_dir, and writes
+    /// each data message once (by its `dedupe_by` key) however often it is replayed.
+    pub(crate) fn resume(mut self, cfg: &'a Config) -> Self {
+        if let Some(spec) = &cfg.continuity.cursor {
+            let (file, saved) = CursorFile::open(&cfg.output.output_dir, spec);
+            if let Some(v) = saved {
+                log::info!("cursor: resuming from {v} (saved in {})", cursor::FILE_NAME);
+            }
+            self.judge = self.judge.with_cursor(saved, Some(Keys::new(cfg)));
+            // What the files hold last is what a resume must not write again.
+            let prefixes: Vec<String> = self
+                .topics
+                .iter()
+                .map(|t| crate::message::route::file_name(t))
+                .collect();
+            let tail = cursor::recorded_tail(&cfg.output.output_dir, &prefixes);
+            for msg in &tail {
+                self.judge.remember(msg);
+            }
+            self.cursor = Some((spec, file));
+        }
+        self
+    }
+
+    /// What `{cursor}` is now.
+    fn cursor_text(&self) -> Option<String> {
+        let (spec, _) = self.cursor.as_ref()?;
+        spec.fill(self.judge.newest())
+    }
+
+    /// The URL to connect to now, when `ws_url` has `{cursor}`.
+    pub(crate) fn url(&self, configured: &WsUrl) -> Option<WsUrl> {
+        self.cursor.as_ref()?;
+        let url = cursor::fill_url(&configured.url, self.cursor_text().as_deref());
+        parse_ws_url(&url).ok()
+    }
+
+    /// Saves the cursor when a save is due (a few seconds apart).
+    #[inline]
+    pub(crate) fn tick(&mut self, now: Instant) {
+        if let Some((_, file)) = self.cursor.as_mut() {
+            file.tick(self.judge.newest(), now);
+        }
+    }
+
+    /// Saves the cursor now (the recorder stops).
+    pub(crate) fn save_cursor(&mut self) {
+        if let Some((_, file)) = self.cursor.as_mut() {
+            file.save(self.judge.newest());
+        }
+    }
+
+    /// Counts the sequence breaks found since the last call and writes them to the
+    /// journal (by the reader thread, as every journal line, so that they are as safe
+    /// at a crash as the session lines).
+    /// Once per read burst; the messages judged next are given the time now.
+    #[inline]
+    pub(crate) fn flush_breaks(&mut self, coverage: Option<&mut Coverage>) {
+        if !self.sequences {
+            return;
+        }
+        if let Some(breaks) = self.judge.take_breaks(clock::unix_ms()) {
+            self.record_breaks(breaks, coverage);
+        }
+    }
+
+    #[cold]
+    fn record_breaks(
+        &mut self,
+        breaks: Vec<crate::message::sequence::Break>,
+        mut coverage: Option<&mut Coverage>,
+    ) {
+        self.stats.add(Count::SequenceBreaks, breaks.len() as u64);
+        for b in &breaks {
+            let topic = self.topics.get(b.topic).map_or("", String::as_str);
+            self.warn_break.log(
+                log::Level::Warn,
+                &format!(
+                    "sequence gap in {topic}: last {}, next {}{}",
+                    b.last,
+                    b.next,
+                    b.prev
+                        .map(|p| format!(" (its previous: {p})"))
+                        .unwrap_or_default()
+                ),
+            );
+            if let Some(c) = coverage.as_deref_mut() {
+                c.sequence_break(b, topic);
+            }
         }
     }
 
@@ -115,7 +224,8 @@ impl<'a> LineSink<'a> {
 
     /// A template's text now (placeholders filled in).
     pub(crate) fn render(&mut self, t: &Template) -> String {
-        self.judge.render(t)
+        let cursor = self.cursor_text();
+        self.judge.render(t, cursor.as_deref())
     }
 
     /// The reply to the last message, if it was a heartbeat that wants one.
@@ -158,6 +268,10 @@ impl<'a> LineSink<'a> {
                 dest,
             } => (text, multiline, dest),
             Verdict::Pong | Verdict::Greeting => return false,
+            Verdict::Duplicate => {
+                self.stats.add(Count::ResumeDuplicates, 1);
+                return false;
+            }
             Verdict::Refused { why, sample } => {
                 refuse(self.stats, &mut self.warn_reject, why, sample);
                 return false;

@@ -58,7 +58,8 @@ impl<'a> Reader<'a> {
                 shutdown,
                 side,
                 timing.periods,
-            ),
+            )
+            .resume(cfg),
             coverage: cfg
                 .output
                 .coverage_journal
@@ -107,8 +108,13 @@ impl<'a> Reader<'a> {
         );
         while !self.shutdown.requested() {
             self.stats.add(Count::Attempts, 1);
+            // Line B's own URL or ws_url, with {cursor} filled in; a URL command's
+            // URL comes first (each line runs it: KuCoin gives each its own token).
+            let line_url = self.line.as_ref().and_then(|l| l.url);
+            let base = line_url.unwrap_or(&self.cfg.connection.ws_url);
+            let url = self.lines.url(base).or_else(|| line_url.cloned());
             let (end, retry_after, span) =
-                match connect::connect_to(self.cfg, self.line.as_ref().and_then(|l| l.url)) {
+                match connect::connect(&self.cfg.connection, url.as_ref()) {
                     Ok(ws) => {
                         let (end, span) = self.connection(ws);
                         (end, None, Some(span))
@@ -153,11 +159,13 @@ impl<'a> Reader<'a> {
         }
         // Whatever is still in the batch goes out.
         self.lines.ship();
+        self.lines.save_cursor();
         log::info!("reader: stopped");
     }
 
     /// Closes the connection's span in the coverage journal.
     fn journal(&mut self, span: Option<Span>, why: &str) {
+        self.lines.flush_breaks(self.coverage.as_mut());
         if let (Some(c), Some(mut s)) = (self.coverage.as_mut(), span) {
             s.close(why);
             c.record(&s);
@@ -194,16 +202,18 @@ impl<'a> Reader<'a> {
         loop {
             // Rendered before the session borrows the line sink; only when plans
             // can need them.
-            let subs: Vec<String> = if self.cfg.continuity.plans() {
+            let (subs, url): (Vec<String>, _) = if self.cfg.continuity.plans() {
                 let lines = &mut self.lines;
-                self.cfg
+                let subs = self
+                    .cfg
                     .connection
                     .subscribe_messages
                     .iter()
                     .map(|t| lines.render(t))
-                    .collect()
+                    .collect();
+                (subs, lines.url(&self.cfg.connection.ws_url))
             } else {
-                Vec::new()
+                (Vec::new(), None)
             };
             let mut session = match Session::new(
                 self.cfg,
@@ -249,6 +259,7 @@ impl<'a> Reader<'a> {
                     &mut session,
                     &old,
                     &subs,
+                    url.as_ref(),
                 ) {
                     handover::Outcome::Handed(h) => break h,
                     handover::Outcome::Failed => continue,

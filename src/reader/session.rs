@@ -415,6 +415,8 @@ impl<'s, 'a> Session<'s, 'a> {
             self.renew_at = None;
             return Err(End::Planned(self.renew_why.into()));
         }
+        self.lines.flush_breaks(self.coverage.as_deref_mut());
+        self.lines.tick(now);
         if let Some(c) = self.coverage.as_deref_mut() {
             c.tick(self.span, now);
         }

@@ -59,6 +59,10 @@ pub(crate) enum Count {
     HandoversFailed,
     /// Messages delivered by both connections of a handover, written once.
     HandoverDuplicates,
+    /// Data messages a resume by cursor replayed, written once.
+    ResumeDuplicates,
+    /// Sequence breaks: a data message that did not follow its topic's last one.
+    SequenceBreaks,
     /// `redundant`: messages line A delivered (first arrivals and copies).
     LineAMessages,
     /// Messages line A delivered first (written).
@@ -102,7 +106,7 @@ const fn def(
 const NOT_WRITTEN: &str = "Frames not written, by reason.";
 
 /// Every counter, in the order of [`Count`].
-pub(crate) const COUNTERS: [CounterDef; 27] = [
+pub(crate) const COUNTERS: [CounterDef; 29] = [
     def(
         "total_messages",
         "wsrec_messages_total",
@@ -230,6 +234,18 @@ pub(crate) const COUNTERS: [CounterDef; 27] = [
         "Messages delivered by both connections of a handover and written once.",
     ),
     def(
+        "resume_duplicates_removed",
+        "wsrec_resume_duplicates_removed_total",
+        None,
+        "Data messages a resume by cursor replayed and written once.",
+    ),
+    def(
+        "sequence_gaps",
+        "wsrec_sequence_gaps_total",
+        None,
+        "Sequence gaps: data messages whose number did not follow their topic's last one (sequence).",
+    ),
+    def(
         "line_a.messages",
         "wsrec_line_a_messages_total",
         None,
@@ -294,10 +310,13 @@ pub(crate) enum Gauge {
     LineBConnected,
 }
 
-/// How a gauge appears in the metrics file.
+/// How a gauge appears to users.
 pub(crate) struct GaugeDef {
     /// The gauge.
     pub(crate) gauge: Gauge,
+    /// Its key in `--status --json`, if it has one there (`up` is implied by an
+    /// answer at all).
+    pub(crate) json: Option<&'static str>,
     /// Prometheus metric name.
     pub(crate) metric: &'static str,
     /// Prometheus help text.
@@ -308,51 +327,61 @@ pub(crate) struct GaugeDef {
 pub(crate) const GAUGES: [GaugeDef; 10] = [
     GaugeDef {
         gauge: Gauge::Up,
+        json: None,
         metric: "wsrec_up",
         help: "1 while the recorder runs.",
     },
     GaugeDef {
         gauge: Gauge::Uptime,
+        json: Some("uptime_s"),
         metric: "wsrec_uptime_seconds",
         help: "Seconds since the recorder started.",
     },
     GaugeDef {
         gauge: Gauge::Connected,
+        json: Some("connected"),
         metric: "wsrec_connected",
         help: "1 while connected.",
     },
     GaugeDef {
         gauge: Gauge::QueueDepth,
+        json: Some("queue_depth"),
         metric: "wsrec_queue_depth",
         help: "Messages waiting for the writer.",
     },
     GaugeDef {
         gauge: Gauge::QueueCapacity,
+        json: Some("queue_capacity"),
         metric: "wsrec_queue_capacity",
         help: "Channel capacity in messages.",
     },
     GaugeDef {
         gauge: Gauge::LastMessageAge,
+        json: Some("last_message_age_s"),
         metric: "wsrec_last_message_age_seconds",
         help: "Seconds since the last message.",
     },
     GaugeDef {
         gauge: Gauge::LastDataAge,
+        json: Some("last_data_age_s"),
         metric: "wsrec_last_data_age_seconds",
         help: "Seconds since a line last reached a topic file (tracked with data_timeout; else the uptime).",
     },
     GaugeDef {
         gauge: Gauge::LinesConnected,
+        json: None,
         metric: "wsrec_lines_connected",
         help: "redundant: lines connected (2 = full, 1 = degraded; 0 without redundant).",
     },
     GaugeDef {
         gauge: Gauge::LineAConnected,
+        json: None,
         metric: "wsrec_line_a_connected",
         help: "redundant: 1 while line A is connected.",
     },
     GaugeDef {
         gauge: Gauge::LineBConnected,
+        json: None,
         metric: "wsrec_line_b_connected",
         help: "redundant: 1 while line B is connected.",
     },
@@ -574,22 +603,29 @@ impl Snapshot {
         self.counts[c as usize]
     }
 
-    /// A gauge's value.
-    pub(crate) fn gauge(&self, g: Gauge) -> f64 {
+    /// A gauge's value, typed: the one place a gauge is read, for the JSON and the
+    /// metrics alike.
+    pub(crate) fn gauge_value(&self, g: Gauge) -> GaugeValue {
         match g {
-            Gauge::Up => 1.0,
-            Gauge::Uptime => self.uptime_s,
-            Gauge::Connected => self.connected as u8 as f64,
-            Gauge::QueueDepth => self.queue_depth as f64,
-            Gauge::QueueCapacity => self.queue_capacity as f64,
-            Gauge::LastMessageAge => self.last_message_age_s.unwrap_or(self.uptime_s),
-            Gauge::LastDataAge => self.last_data_age_s.unwrap_or(self.uptime_s),
-            Gauge::LinesConnected => {
-                self.lines.map_or(0, |l| l.iter().filter(|c| **c).count()) as f64
-            }
-            Gauge::LineAConnected => self.lines.is_some_and(|l| l[0]) as u8 as f64,
-            Gauge::LineBConnected => self.lines.is_some_and(|l| l[1]) as u8 as f64,
+            Gauge::Up => GaugeValue::Flag(true),
+            Gauge::Uptime => GaugeValue::Secs(self.uptime_s),
+            Gauge::Connected => GaugeValue::Flag(self.connected),
+            Gauge::QueueDepth => GaugeValue::Count(self.queue_depth),
+            Gauge::QueueCapacity => GaugeValue::Count(self.queue_capacity),
+            Gauge::LastMessageAge => GaugeValue::Age(self.last_message_age_s, self.uptime_s),
+            Gauge::LastDataAge => GaugeValue::Age(self.last_data_age_s, self.uptime_s),
+            Gauge::LinesConnected => GaugeValue::Count(
+                self.lines
+                    .map_or(0, |l| l.iter().filter(|c| **c).count() as u64),
+            ),
+            Gauge::LineAConnected => GaugeValue::Flag(self.lines.is_some_and(|l| l[0])),
+            Gauge::LineBConnected => GaugeValue::Flag(self.lines.is_some_and(|l| l[1])),
         }
+    }
+
+    /// A gauge's value as a Prometheus sample.
+    pub(crate) fn gauge(&self, g: Gauge) -> f64 {
+        self.gauge_value(g).sample()
     }
 
     fn rate_per_min(&self) -> f64 {
@@ -631,22 +667,21 @@ impl Snapshot {
         let mut v = json!({
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
-            "uptime_s": round3(self.uptime_s),
             "started_unix": round3(self.started_unix),
             "rate_per_min": round3(self.rate_per_min()),
-            "connected": self.connected,
             "healthy": self.healthy(),
-            "queue_depth": self.queue_depth,
-            "queue_capacity": self.queue_capacity,
             "last_frame_age_s": self.last_frame_age_s.map(round3),
-            "last_message_age_s": self.last_message_age_s.map(round3),
             "stale_timeout_s": self.stale_after_s,
-            "last_data_age_s": self.last_data_age_s.map(round3),
             "data_timeout_s": self.data_after_s,
             "current_file": self.current_file,
             "last_error": self.last_error,
             "status_line": self.line(),
         });
+        for d in &GAUGES {
+            if let Some(key) = d.json {
+                v[key] = self.gauge_value(d.gauge).json();
+            }
+        }
         for (d, n) in COUNTERS.iter().zip(self.counts) {
             match d.json.split_once('.') {
                 Some((object, key)) => v[object][key] = json!(n),
@@ -669,6 +704,43 @@ impl Snapshot {
             [false, false] => "down",
             _ => "degraded",
         })
+    }
+}
+
+/// A gauge's value with its type, so that the JSON shows a flag as a boolean and an
+/// age that has no start yet as `null`, while Prometheus gets a number for each.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum GaugeValue {
+    /// Yes or no: `true`/`false` in JSON, 1/0 as a metric.
+    Flag(bool),
+    /// A number of things.
+    Count(u64),
+    /// Seconds.
+    Secs(f64),
+    /// Seconds since something, if it happened; else the metric falls back to the
+    /// second figure (the uptime) and the JSON says `null`.
+    Age(Option<f64>, f64),
+}
+
+impl GaugeValue {
+    /// As a Prometheus sample.
+    fn sample(self) -> f64 {
+        match self {
+            GaugeValue::Flag(b) => b as u8 as f64,
+            GaugeValue::Count(n) => n as f64,
+            GaugeValue::Secs(s) => s,
+            GaugeValue::Age(age, since_start) => age.unwrap_or(since_start),
+        }
+    }
+
+    /// As a value in `--status --json`; seconds rounded to milliseconds.
+    fn json(self) -> Value {
+        match self {
+            GaugeValue::Flag(b) => json!(b),
+            GaugeValue::Count(n) => json!(n),
+            GaugeValue::Secs(s) => json!(round3(s)),
+            GaugeValue::Age(age, _) => json!(age.map(round3)),
+        }
     }
 }
 
@@ -716,10 +788,19 @@ mod tests {
             assert_eq!(got, &json!(100 + i as u64), "{}", d.json);
         }
         assert_eq!(Count::RejectNotJson.name(), "not_json");
+        for (i, d) in GAUGES.iter().enumerate() {
+            assert_eq!(d.gauge as usize, i);
+            if let Some(key) = d.json {
+                assert!(v.get(key).is_some(), "gauge {key} missing from the JSON");
+            }
+        }
+        assert_eq!(v["connected"], json!(false));
+        assert_eq!(v["last_message_age_s"], Value::Null);
+        assert_eq!(v["queue_capacity"], json!(10));
         assert_eq!(Count::WriteErrors.name(), "write_errors");
     }
 
-    const ALL: [Count; 27] = [
+    const ALL: [Count; 29] = [
         Count::Messages,
         Count::LinesWritten,
         Count::BytesWritten,
@@ -741,6 +822,8 @@ mod tests {
         Count::Handovers,
         Count::HandoversFailed,
         Count::HandoverDuplicates,
+        Count::ResumeDuplicates,
+        Count::SequenceBreaks,
         Count::LineAMessages,
         Count::LineAFirstArrivals,
         Count::LineADuplicates,

@@ -21,6 +21,7 @@ Every event is appended to R as one JSON line, flushed:
   {"event":"recv","text":T}                   a text message from the client
   {"event":"drop","why":...}                  the sim dropped the client
   {"event":"bullet"}                          KuCoin: a token was handed out
+  {"event":"cut"}                             the network "failed" (--quirk cut-once)
 Each line also has "t", the Unix time in seconds.
 
 F says what the message IS, as the venue means it, not how wsrec routes: a venue's
@@ -56,7 +57,10 @@ ap.add_argument("--port-file", required=True)
 ap.add_argument("--record", required=True)
 ap.add_argument("--scale", type=float, default=1.0)
 # A departure from the venue's documented behaviour, to test how wsrec copes:
-# "no-welcome" (KuCoin: never greets, serves at once).
+# "no-welcome" (KuCoin: never greets, serves at once); "book-gap" (Bybit: the book
+# update u = 21 is never sent); "cut-once" (Jetstream, Nostr:
+# the first connection is cut, TCP only, after 30 data messages of a stream, as a
+# network fault).
 ap.add_argument("--quirk", default="")
 ARGS = ap.parse_args()
 SCALE = ARGS.scale
@@ -220,6 +224,15 @@ class Conn:
         except Exception:
             pass
 
+    def cut(self):
+        """Ends the connection as a network fault: no close frame, whatever was still
+        in flight is lost (not a drop: the client did nothing wrong)."""
+        if self.closed:
+            return
+        self.closed = True
+        log({"event": "cut"})
+        self.ws.transport.abort()
+
     def spawn(self, coro):
         self.tasks.append(asyncio.ensure_future(coro))
 
@@ -348,8 +361,18 @@ class Bybit(Venue):
         if stream.startswith("publicTrade"):
             return [fill('{"topic":"@s@","type":"snapshot","ts":@ts@,"data":[{"T":@ts@,"s":"@sym@","S":"Buy","v":"0.000712","p":"77606.8","L":"PlusTick","i":"22900000012024@n@","BT":false,"RPI":false,"seq":@seq@}]}',
                          s=stream, ts=ts, sym=sym, n=n, seq=BIG + n)]
-        return [fill('{"topic":"@s@","type":"delta","ts":@ts@,"data":{"s":"@sym@","b":[["77606.70","1.028"]],"a":[["77606.80","0.35@n@"]],"u":@u@,"seq":@seq@},"cts":@ts@}',
-                     s=stream, ts=ts, sym=sym, n=n, u=n + 1, seq=BIG + 2 * n)]
+        # u counts the book's updates by one: a snapshot first, deltas after; the
+        # level-1 snapshot re-sent (same u) when the book did not change; at n = 80 a
+        # "service restart": a snapshot with u = 1, and the count goes on from there.
+        u = n + 1 if n < 80 else n - 79
+        if ARGS.quirk == "book-gap" and 20 <= n < 80:
+            u += 1  # the update with u = 21 is lost
+        kind = "snapshot" if n in (0, 80) else "delta"
+        book = '{"topic":"@s@","type":"@k@","ts":@ts@,"data":{"s":"@sym@","b":[["77606.70","1.028"]],"a":[["77606.80","0.35@n@"]],"u":@u@,"seq":@seq@},"cts":@ts@}'
+        out = [fill(book, s=stream, k=kind, ts=ts, sym=sym, n=n, u=u, seq=BIG + 2 * n)]
+        if n == 40:
+            out.append(fill(book, s=stream, k="snapshot", ts=ts, sym=sym, n=n, u=u, seq=BIG + 2 * n))
+        return out
 
 
 class Binance(Venue):
@@ -1086,6 +1109,10 @@ class Jetstream(Venue):
     route_by = ["/kind", "/commit/collection"]
     topics = ["commit.app.bsky.feed.post", "commit.app.bsky.feed.like"]
     nsid = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]*(\.[a-zA-Z][a-zA-Z0-9-]*)+(\.\*)?$")
+    # Every event sent, (time_us, text), for the replay a cursor asks for: Jetstream
+    # keeps a window of events and plays back from the cursor (a time_us) on.
+    history = []
+    connections = 0
     texts = ["gm 🌅 おはようございます、今日もよろしく", "比特币又创新高了吗？📈 #bitcoin", "Ünïcödé \"quoted\" and a\nnewline 👩🏽‍💻", "한국어 트윗 테스트 🇰🇷", "emoji only 🐈‍⬛🦋✨"]
 
     def http(self, conn, request, path, query):
@@ -1096,9 +1123,20 @@ class Jetstream(Venue):
             return conn.respond(400, '{"error":"invalid wantedCollections"}')
         if query.get("compress", [""])[0] == "true":
             return conn.respond(400, "the sim does not do zstd")
+        cursor = query.get("cursor", [None])[0]
+        if cursor is not None and not re.fullmatch(r"[0-9]+", cursor):
+            return conn.respond(400, '{"error":"invalid cursor"}')
         return None
 
     async def start(self, c):
+        Jetstream.connections += 1
+        c.state["first"] = Jetstream.connections == 1
+        cursor = c.state["query"].get("cursor", [None])[0]
+        if cursor is not None:
+            # Played back from the cursor; a cursor in the future tails live.
+            for t, text in list(self.history):
+                if t >= int(cursor):
+                    await c.send(text, file=AUTO)
         wanted = c.state["query"].get("wantedCollections", [])
         for coll in ("app.bsky.feed.post", "app.bsky.feed.like"):
             if not wanted or any(w == coll or (w.endswith(".*") and coll.startswith(w[:-1])) for w in wanted):
@@ -1117,7 +1155,20 @@ class Jetstream(Venue):
         c.every(S(30), lambda: c.spawn(ping()) or asyncio.sleep(0))
 
     def data(self, c, stream, n):
-        t_us = int(time.time() * 1e6)
+        if ARGS.quirk == "cut-once" and c.state.get("first") and n == 30:
+            c.cut()
+            return []
+        out = self.event(stream, len(self.history))
+        self.history.extend(out)
+        return [text for _, text in out]
+
+    def event(self, stream, n):
+        # time_us: Jetstream's own clock, increasing.
+        t_us = max(int(time.time() * 1e6), self.history[-1][0] + 1 if self.history else 0)
+        out = [(t_us, text) for text in self.texts_of(stream, n, t_us)]
+        return out
+
+    def texts_of(self, stream, n, t_us):
         did = "did:plc:" + hexid("did", n, n=24)
         if stream == "identity":
             if n % 2:
@@ -1183,9 +1234,15 @@ class Mempool(Venue):
 class Nostr(Venue):
     route_by = ["/0"]
     topics = ["EVENT"]
+    # Every event sent, (created_at, event JSON), for the stored events a REQ's
+    # `since` asks for.
+    history = []
+    connections = 0
     texts = ["GM nostr 🌞 ビットコイン 比特币", "zap me ⚡ \"quotes\" and \\ backslashes", "line one\nline two\ttabbed", "Привет, ностр! 👋", "🤙🏻 pura vida · 𝕏 · عربى"]
 
     async def start(self, c):
+        Nostr.connections += 1
+        c.state["first"] = Nostr.connections == 1
         # NIP-01 has no keep-alive; relays drop idle sockets. The sim drops a client
         # that sent no frame at all (protocol pings count) for 60 s.
         c.require_frames(S(60), "no frame from the client for 60 s")
@@ -1209,17 +1266,34 @@ class Nostr(Venue):
                 not all(isinstance(k, int) for k in f.get("kinds", [])) for f in filters):
             await c.send('["CLOSED",%s,"invalid: bad filter"]' % json.dumps(sub))
             return
+        # Stored events first (those matching since/limit), then EOSE, then live.
+        for f in filters:
+            since, limit = f.get("since"), f.get("limit")
+            if since is not None and not isinstance(since, int):
+                await c.send('["CLOSED",%s,"invalid: since must be an integer"]' % json.dumps(sub))
+                return
+            stored = [ev for t, ev in self.history if since is None or t >= since]
+            if limit is not None:
+                stored = stored[len(stored) - limit:] if limit > 0 else []
+            for ev in stored:
+                await c.send('["EVENT",%s,%s]' % (json.dumps(sub), ev), file=AUTO)
         await c.send('["EOSE",%s]' % json.dumps(sub))
         c.state["sub"] = sub
         c.grant(sub)
 
     def data(self, c, stream, n):
+        if ARGS.quirk == "cut-once" and c.state.get("first") and n == 30:
+            c.cut()
+            return []
         out = []
         if n == 50:
             out.append('["NOTICE","rate-limited: slow down, please 🙏"]')
         content = json.dumps(self.texts[n % len(self.texts)], ensure_ascii=False)
+        k = len(self.history)
+        created = int(time.time())
         ev = '{"id":"%s","pubkey":"%s","created_at":%d,"kind":1,"tags":[["t","bitcoin"],["client","日本語クライアント"]],"content":%s,"sig":"%s"}' % (
-            hexid("id", n), hexid("pk", n % 7), int(time.time()), content, hexid("sig", n, n=128))
+            hexid("id", k), hexid("pk", k % 7), created, content, hexid("sig", k, n=128))
+        self.history.append((created, ev))
         out.append('["EVENT",%s,%s]' % (json.dumps(stream), ev))
         return out
 

@@ -21,7 +21,6 @@ mod text;
 
 use std::ops::Range;
 
-use grammar::Parser;
 use pointer::Track;
 pub use pointer::{MAX_POINTER_DEPTH, MAX_POINTERS, Pointers};
 pub use text::{equals, push_text, text, unquoted};
@@ -75,10 +74,16 @@ fn check_scan<const SIMD: bool>(
         return Err(Reject::Empty);
     }
     let mut track = Track::new(ptrs);
-    let mut p = Parser::<SIMD>::new(msg);
-    match p.document(&mut track, found) {
-        Some(()) => Ok(Valid {
-            multiline: p.multiline(),
+    // No backslash and no control byte anywhere (most market data): a copy of the
+    // grammar whose string scans look for quotes alone.
+    let doc = if scan::plain::<SIMD>(msg) {
+        grammar::document::<SIMD, true>(msg, &mut track, found)
+    } else {
+        grammar::document::<SIMD, false>(msg, &mut track, found)
+    };
+    match doc {
+        Some(multiline) => Ok(Valid {
+            multiline,
             escaped: track.escaped_mask(),
         }),
         None => Err(Reject::NotJson),

@@ -187,7 +187,8 @@ pub(super) struct Track<'p> {
     found_mask: u32,
     /// Pointers whose value is a string written with backslash escapes.
     escaped_mask: u32,
-    /// `ptrs.depth`, at hand: deeper levels need no tracking.
+    /// `ptrs.depth`, at hand: deeper levels need no tracking (0 once every pointer
+    /// is found).
     depth: usize,
 }
 
@@ -205,6 +206,13 @@ impl<'p> Track<'p> {
             escaped_mask: 0,
             depth: ptrs.depth,
         }
+    }
+
+    /// Whether a pointer still being looked for reaches `depth` (else [`Track::key`]
+    /// and [`Track::item`] there return 0).
+    #[inline(always)]
+    pub(super) fn reaches(&self, depth: usize) -> bool {
+        depth <= self.depth
     }
 
     /// Entering the value of `key` in an object at `depth`: the pointers that end here.
@@ -231,9 +239,31 @@ impl<'p> Track<'p> {
     /// [`Track::key`] for a key that may match: `s[key]` is the key as written. Short
     /// keys away from the message's end are compared as numbers, in registers; the
     /// rest, out of line (which keeps this one's prologue small).
+    #[cold]
     #[inline(never)]
     fn key_at(&mut self, depth: usize, s: &[u8], key: Range<usize>, escaped: bool) -> u32 {
         let len = key.len();
+        // A short key (most are) as one u64 against each candidate's.
+        if let Some(w) = s.get(key.start..).and_then(<[u8]>::first_chunk::<8>)
+            && len <= 8
+            && !escaped
+        {
+            let level = depth - 1;
+            let w = u64::from_le_bytes(*w) & u64::MAX.checked_shr(64 - 8 * len as u32).unwrap_or(0);
+            let words = &self.ptrs.words[level];
+            let mut same_len = self.live[level] & self.ptrs.by_len[level][len];
+            let mut live = 0;
+            while same_len != 0 {
+                let p = same_len.trailing_zeros() as usize;
+                same_len &= same_len - 1;
+                // A key of at most 8 bytes has nothing in the high half.
+                if words[p] == w as u128 {
+                    live |= 1 << p;
+                }
+            }
+            self.live[depth] = live;
+            return live & self.ptrs.ends_at[depth] & !self.found_mask;
+        }
         let window = match s.get(key.start..key.start + WORD_KEY) {
             Some(w) if !escaped && len <= WORD_KEY => w,
             _ => return self.key_slow(depth, &s[key], escaped),
@@ -332,4 +362,9 @@ pub(super) fn record(
         found[p] = Some(range.clone());
     }
     track.found_mask |= want;
+    if track.found_mask == track.ptrs.all {
+        // Every pointer has its value (the first wins): the rest of the message is
+        // checked as if there were none, at no level's cost.
+        track.depth = 0;
+    }
 }

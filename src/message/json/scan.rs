@@ -2,38 +2,140 @@
 //! `unsafe` code and the only `cfg(target_arch)` of the JSON check live here.
 
 /// Index of the first byte at or after `i` that may end a run of plain string bytes
-/// (a quote, a backslash or a control character), or of the last few bytes' start.
+/// (a quote, a backslash or a control character), or the length (or, on the SWAR
+/// path, the start of the last few bytes, which the caller then takes one by one).
 ///
 /// Strings are most of a market-data message and this is the hottest loop of the
 /// check, so it looks at 16 bytes at a time with SSE2 on x86_64 (always present there),
-/// then 8 at a time with plain integer arithmetic (SWAR) on every target. `SIMD =
+/// and 8 at a time with plain integer arithmetic (SWAR) on every other target. `SIMD =
 /// false` is the SWAR path alone, as on ARM (the tests run the check both ways).
 #[inline(always)]
 pub(super) fn skip_plain<const SIMD: bool>(s: &[u8], i: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     if SIMD {
-        return match skip_plain_sse2(s, i) {
-            Ok(found) => found,
-            Err(tail) => skip_plain_unaligned(s, tail),
-        };
+        return skip_plain_sse2(s, i);
     }
     skip_plain_swar(s, i)
 }
 
-/// The last 15 bytes after the SSE2 scan: eight at a time with unaligned loads (cheap
-/// on x86_64); returns the first special byte's index or the last few bytes' start.
+/// Whether `s` holds no backslash and no control byte at all, as most market data
+/// does: then a string ends at the next quote, and the scans look for quotes alone.
+/// On x86_64 with `SIMD`, 16 bytes at a time: a running unsigned minimum (a control
+/// byte is below 0x20) and a running OR of the backslash compares, one test at the
+/// end. Elsewhere `false`, and the scans look for all three.
+#[inline(always)]
+pub(super) fn plain<const SIMD: bool>(s: &[u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD && s.len() >= 16 {
+        use std::arch::x86_64::*;
+        // SAFETY (every block below): SSE2 is part of the x86_64 baseline, and each
+        // 16 bytes read start at an index at most `s.len() - 16` (unaligned loads are
+        // allowed).
+        unsafe {
+            let backslash = _mm_set1_epi8(b'\\' as i8);
+            let mut low = _mm_set1_epi8(-1);
+            let mut bs = _mm_setzero_si128();
+            let last = s.len() - 16;
+            let mut i = 0;
+            while i < last {
+                let v = _mm_loadu_si128(s.as_ptr().add(i).cast());
+                low = _mm_min_epu8(low, v);
+                bs = _mm_or_si128(bs, _mm_cmpeq_epi8(v, backslash));
+                i += 16;
+            }
+            // The last bytes: in the last 16, read again.
+            let v = _mm_loadu_si128(s.as_ptr().add(last).cast());
+            low = _mm_min_epu8(low, v);
+            bs = _mm_or_si128(bs, _mm_cmpeq_epi8(v, backslash));
+            let limit = _mm_set1_epi8(0x1f);
+            let control = _mm_cmpeq_epi8(_mm_max_epu8(low, limit), limit);
+            return _mm_movemask_epi8(_mm_or_si128(bs, control)) == 0;
+        }
+    }
+    let _ = s;
+    false
+}
+
+/// Index of the first quote at or after `i`, or the length: [`skip_plain`] for a
+/// message that is [`plain`] (x86_64 with `SIMD` only).
+#[inline(always)]
+pub(super) fn skip_to_quote<const SIMD: bool>(s: &[u8], mut i: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD {
+        use std::arch::x86_64::*;
+        while s.len() >= 16 && i <= s.len() - 16 {
+            // SAFETY: SSE2 is part of the x86_64 baseline, and the 16 bytes read start
+            // at `i` with `i + 16 <= s.len()` (an unaligned load is allowed).
+            let mask = unsafe {
+                let v = _mm_loadu_si128(s.as_ptr().add(i).cast());
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8))) as u32
+            };
+            if mask != 0 {
+                return i + mask.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+        return skip_plain_end(s, i);
+    }
+    skip_plain::<SIMD>(s, i)
+}
+
+/// The mask of the quotes, backslashes and control bytes among the 16 bytes at `i`
+/// (bit k for byte i + k), or `None` when fewer than 16 bytes are left.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn skip_plain_unaligned(s: &[u8], mut i: usize) -> usize {
-    while let Some(chunk) = s.get(i..i + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().unwrap());
-        let m = SwarWord::special(w);
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
+fn special16(s: &[u8], i: usize) -> Option<u32> {
+    use std::arch::x86_64::*;
+    if s.len() < 16 || i > s.len() - 16 {
+        return None;
     }
-    i
+    // SAFETY: SSE2 is part of the x86_64 baseline, and the 16 bytes read start at `i`
+    // with `i + 16 <= s.len()` (an unaligned load is allowed).
+    Some(unsafe {
+        let v = _mm_loadu_si128(s.as_ptr().add(i).cast());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // Unsigned v <= 0x1f exactly when max(v, 0x1f) == 0x1f.
+        let limit = _mm_set1_epi8(0x1f);
+        let control = _mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+    })
+}
+
+/// [`skip_plain`] with SSE2: 16 bytes at a time, and the last bytes in the message's
+/// last 16 (read again from the left); the exact index, or the length.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn skip_plain_sse2(s: &[u8], mut i: usize) -> usize {
+    while let Some(mask) = special16(s, i) {
+        if mask != 0 {
+            return i + mask.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    skip_plain_end(s, i)
+}
+
+/// [`skip_plain_sse2`] in the last 15 bytes, out of line (a few strings a message).
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn skip_plain_end(s: &[u8], i: usize) -> usize {
+    let len = s.len();
+    if i >= len {
+        return len;
+    }
+    if len >= 16 {
+        let base = len - 16;
+        // Bytes before `i` (base..i) were scanned already: shifted out.
+        let mask = special16(s, base).unwrap_or(0) >> (i - base);
+        return if mask != 0 {
+            i + mask.trailing_zeros() as usize
+        } else {
+            len
+        };
+    }
+    // A message shorter than 16 bytes.
+    i + s[i..].iter().take_while(|&&b| PLAIN[b as usize]).count()
 }
 
 /// Words the SWAR scan works on.
@@ -61,28 +163,58 @@ macro_rules! swar_word {
 swar_word!(u64);
 swar_word!(u32);
 
-#[cfg(target_arch = "x86_64")]
+/// Masks of the 32 bytes of a message from one index: bit k stands for byte k.
+#[derive(Clone, Copy)]
+pub(super) struct Window {
+    /// Quotes.
+    pub(super) quote: u32,
+    /// Backslashes and control bytes: a string must not hold one as it is.
+    pub(super) special: u32,
+    /// ASCII digits.
+    pub(super) digit: u32,
+}
+
+/// The [`Window`] of the 32 bytes `w`, on x86_64 with `SIMD` (two SSE2 loads); `None`
+/// elsewhere (the grammar then takes its general path, which is complete on its own).
+/// `plain`: the message holds no backslash and no control byte ([`plain`]), so
+/// `special` is 0 without looking.
 #[inline(always)]
-fn skip_plain_sse2(s: &[u8], mut i: usize) -> Result<usize, usize> {
-    use std::arch::x86_64::*;
-    while i + 16 <= s.len() {
-        // SAFETY: SSE2 is part of the x86_64 baseline, and the 16 bytes read start at
-        // `i` with `i + 16 <= s.len()` (an unaligned load is allowed).
-        let mask = unsafe {
-            let v = _mm_loadu_si128(s.as_ptr().add(i).cast());
+pub(super) fn window<const SIMD: bool>(w: &[u8; 32], plain: bool) -> Option<Window> {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86_64 baseline, and the 16 bytes read at `at`
+        // (0 or 16) are inside the 32 of `w` (unaligned loads are allowed).
+        let half = |at: usize| unsafe {
+            let v = _mm_loadu_si128(w.as_ptr().add(at).cast());
             let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-            // Unsigned v <= 0x1f exactly when max(v, 0x1f) == 0x1f.
-            let limit = _mm_set1_epi8(0x1f);
-            let control = _mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit);
-            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+            // A plain message has none: not looked for.
+            let special = if plain {
+                0
+            } else {
+                let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+                let limit = _mm_set1_epi8(0x1f);
+                let control = _mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit);
+                _mm_movemask_epi8(_mm_or_si128(backslash, control)) as u32
+            };
+            let d = _mm_sub_epi8(v, _mm_set1_epi8(b'0' as i8));
+            let digit = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);
+            (
+                _mm_movemask_epi8(quote) as u32,
+                special,
+                _mm_movemask_epi8(digit) as u32,
+            )
         };
-        if mask != 0 {
-            return Ok(i + mask.trailing_zeros() as usize);
-        }
-        i += 16;
+        let (q0, s0, d0) = half(0);
+        let (q1, s1, d1) = half(16);
+        return Some(Window {
+            quote: q0 | q1 << 16,
+            special: s0 | s1 << 16,
+            digit: d0 | d1 << 16,
+        });
     }
-    Err(i)
+    let _ = (w, plain);
+    None
 }
 
 /// How many of the 16 bytes at `i` are ASCII digits before the first that is not;

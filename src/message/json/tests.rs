@@ -523,3 +523,96 @@ fn agrees_with_serde_json_on_the_real_corpus_and_its_mutations() {
         "{accepted} of {cases} mutations valid"
     );
 }
+
+/// Issue 23: the member window (32 bytes from a key's quote) and the plain-message
+/// copy of the grammar, at every boundary: keys and values of every length around the
+/// window's end, each kind of value, at the message's end and away from it, with and
+/// without a backslash escape or a raw control byte somewhere; the verdict and the
+/// pointer's value agree with serde_json, on each scan.
+#[test]
+fn member_windows_agree_with_serde_json_at_every_boundary() {
+    let values = |n: usize| -> Vec<String> {
+        let digits: String = (0..n.max(1))
+            .map(|k| (b'1' + (k % 9) as u8) as char)
+            .collect();
+        vec![
+            format!("\"{}\"", "v".repeat(n)),
+            digits.clone(),
+            format!("-{digits}"),
+            format!("{digits}.5"),
+            format!("0.{digits}"),
+            format!("{digits}e7"),
+            format!("{digits}.25E-3"),
+            "0".into(),
+            "true".into(),
+            "false".into(),
+            "null".into(),
+            format!("\"{}\\u00e9\"", "w".repeat(n)),
+            format!("\"{}\\\"\"", "q".repeat(n)),
+            "{\"in\":1}".into(),
+            "[1,2]".into(),
+        ]
+    };
+    let mut cases = 0;
+    for klen in [0, 1, 2, 5, 8, 9, 15, 16, 17, 26, 27, 28, 29, 30, 31, 33] {
+        let key = "k".repeat(klen);
+        let mut ptrs = Pointers::default();
+        ptrs.add(&format!("/{key}")).unwrap();
+        for vlen in [
+            0, 1, 3, 7, 12, 16, 20, 24, 25, 26, 27, 28, 29, 30, 31, 32, 40,
+        ] {
+            for value in values(vlen) {
+                for (before, after) in [
+                    ("", ""),
+                    ("\"a\":1,", ",\"z\":\"tail\""),
+                    (
+                        "\"a\":\"x\",",
+                        ",\"padding_to_push_the_end_away\":[1,2,3,4,5,6,7,8,9]",
+                    ),
+                    ("\"e\\\\s\":1,", ""),
+                    ("", " "),
+                    ("", ",\"t\":\"\\t\""),
+                ] {
+                    let m = format!("{{{before}\"{key}\":{value}{after}}}");
+                    let mut variants = vec![m.clone()];
+                    // Broken forms: the member cut at each of its last bytes, a raw
+                    // control byte and a lone backslash in its value.
+                    for cut in 1..4.min(m.len()) {
+                        variants.push(m[..m.len() - cut].to_string());
+                    }
+                    variants.push(m.replacen(&value, &value.replacen('v', "\u{1}", 1), 1));
+                    variants.push(m.replacen(&value, &value.replacen('v', "\\", 1), 1));
+                    variants.push(m.replacen(':', " :", 1));
+                    for v in variants {
+                        let theirs = serde_json::from_str::<serde_json::Value>(&v);
+                        for check in [check_scan::<true> as Check, check_scan::<false>] {
+                            let mut found = vec![None; 1];
+                            let ours = check(v.as_bytes(), &ptrs, &mut found);
+                            assert_eq!(ours.is_ok(), theirs.is_ok(), "{v:?}: {ours:?}");
+                            let Ok(theirs) = &theirs else { continue };
+                            let ours = found[0].clone().map(|r| &v.as_bytes()[r]);
+                            let esc = ours.is_some() && ours.unwrap().contains(&b'\\');
+                            match theirs.pointer(&format!("/{key}")) {
+                                Some(serde_json::Value::String(s)) => {
+                                    let got = text(ours.expect(&v), esc, &mut Vec::new()).to_vec();
+                                    assert_eq!(got, s.as_bytes(), "{v}");
+                                }
+                                Some(
+                                    serde_json::Value::Object(_) | serde_json::Value::Array(_),
+                                )
+                                | None => assert_eq!(ours, None, "{v}"),
+                                Some(scalar) => {
+                                    let again: serde_json::Value =
+                                        serde_json::from_slice(ours.expect(&v)).unwrap();
+                                    assert_eq!(&again, scalar, "{v}");
+                                }
+                            }
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(cases > 20_000, "{cases} cases");
+}
