@@ -42,6 +42,9 @@ struct Venue {
     generation: [AtomicU64; 2],
     /// Until this Unix ms, new connections are closed before their handshake.
     closed_until: AtomicU64,
+    /// Every connection sends a close notice (OKX's 64008) at each multiple of this
+    /// since the venue started: both lines get it at once.
+    notice_every: Option<Duration>,
 }
 
 impl Venue {
@@ -51,6 +54,7 @@ impl Venue {
             rate: rate(),
             generation: Default::default(),
             closed_until: AtomicU64::new(0),
+            notice_every: None,
         })
     }
 
@@ -90,7 +94,20 @@ impl Venue {
         let raw = stream.try_clone().unwrap();
         let (mut ws, _) = accept_subscribed(stream);
         let mut next = self.due();
+        let notices = |v: &Venue| {
+            v.notice_every.map_or(0, |e| {
+                (v.epoch.elapsed().as_secs_f64() / e.as_secs_f64()) as u64
+            })
+        };
+        let mut noticed = notices(self);
         loop {
+            if notices(self) > noticed {
+                noticed = notices(self);
+                let notice = r#"{"event":"notice","code":"64008","msg":"The connection will soon be closed for a service upgrade. Please reconnect."}"#;
+                if ws.write(Message::text(notice)).is_err() {
+                    return;
+                }
+            }
             if self.generation[line].load(SeqCst) != generation {
                 // The last descriptor goes with `ws`: the kernel sends a reset.
                 reset(raw);
@@ -432,4 +449,104 @@ fn the_second_line_costs_about_one_more_connection() {
     );
     // Each message is received, checked and keyed twice: about twice, not more.
     assert!(two < one * 4.0, "two lines {two:.2} us against {one:.2} us");
+}
+
+/// A quiet feed: ten messages on each line, the same ten. They are written at once,
+/// once each (a burst goes to the writer when its line has read it, not when the
+/// shared batch is full).
+#[test]
+fn a_quiet_feed_is_written_as_it_arrives() {
+    let server = Server::sending(0..10);
+    let s = Setup::new("quiet", &server.url(), json!({"redundant": true}));
+    let _rec = s.start();
+    wait_until(Duration::from_secs(10), "both lines connected", || {
+        server.connections() >= 2
+    });
+    wait_until(Duration::from_secs(10), "the ten messages", || {
+        s.complete_lines("t") >= 10
+    });
+    let st = status(&s);
+    assert_eq!(s.seqs(), (0..10).collect::<Vec<u64>>());
+    wait_until(Duration::from_secs(10), "both lines counted", || {
+        let st = status(&s);
+        line_count(&st, "a", "messages") == 10 && line_count(&st, "b", "messages") == 10
+    });
+    let st2 = status(&s);
+    assert_eq!(
+        line_count(&st2, "a", "duplicates_removed") + line_count(&st2, "b", "duplicates_removed"),
+        10,
+        "{st2}"
+    );
+    assert_eq!(st["redundancy"], "full", "{st}");
+    assert_eq!(st["reconnects"], 0, "{st}");
+}
+
+/// Planned reconnects with two lines: a notice that both lines get at once every 3 s
+/// (`reconnect_on`), and `max_connection_age`, which comes for both lines at about the
+/// same time (they connected together). Each line just reconnects while the other
+/// covers; a line whose plan comes while the other is down waits until it delivers
+/// again. Nothing lost, nothing twice, no gap.
+#[test]
+fn planned_reconnects_take_one_line_at_a_time() {
+    let mut venue = Venue::new();
+    Arc::get_mut(&mut venue).unwrap().notice_every = Some(Duration::from_secs(3));
+    let (a, b) = (venue.listen(0), venue.listen(1));
+    let s = setup(
+        "planned",
+        &a,
+        &b.url(),
+        json!({
+            "max_connection_age": 5,
+            "connection_age_jitter": 0,
+            "reconnect_on": [{"equals": {"/event": "notice", "/code": "64008"}}],
+        }),
+    );
+    let mut rec = s.start();
+    wait_until(
+        Duration::from_secs(60),
+        "four renewals of each line",
+        || {
+            s.status_json()
+                .is_some_and(|st| st["planned_reconnects"].as_u64().unwrap_or(0) >= 8)
+        },
+    );
+    wait_delivering(&s, "a", 0);
+    wait_delivering(&s, "b", 0);
+    let st = status(&s);
+    let end = ms();
+    rec.term();
+    assert!(rec.wait_exit(Duration::from_secs(10)).is_some());
+    let (lost, dups, unique) = lost_and_dups(&s.seqs());
+    let log = s.log_text();
+    eprintln!(
+        "planned: {unique} messages, {lost} lost, {dups} duplicated, {} planned reconnects, {} waits",
+        st["planned_reconnects"],
+        log.matches("waits until line").count()
+    );
+    let seqs = s.seqs();
+    let holes: Vec<String> = seqs
+        .windows(2)
+        .filter(|w| w[1] > w[0] + 1)
+        .map(|w| {
+            format!(
+                "{:.3}s..{:.3}s",
+                w[0] as f64 / rate() as f64,
+                w[1] as f64 / rate() as f64
+            )
+        })
+        .collect();
+    assert_eq!(
+        (lost, dups),
+        (0, 0),
+        "holes at {holes:?} (venue time)\n{log}"
+    );
+    assert!(log.contains("covers meanwhile"), "{log}");
+    assert_eq!(st["handover"]["handovers"], 0, "no make-before-break: {st}");
+    let j = journal(&s);
+    let from = j
+        .iter()
+        .filter_map(|v| v["subscribed_ms"].as_u64())
+        .min()
+        .unwrap();
+    assert_eq!(gaps(&s, from, end), vec![], "{j:?}");
 }

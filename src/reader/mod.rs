@@ -240,7 +240,13 @@ impl<'a> Reader<'a> {
                 };
                 if let Some(line) = &self.line {
                     // Two lines: the other covers while this one reconnects.
-                    match redundant::planned(line, &mut session, why) {
+                    match redundant::planned(
+                        line,
+                        &mut session,
+                        self.stats,
+                        self.cfg.continuity.handover_overlap,
+                        why,
+                    ) {
                         Some(end) => return end,
                         None => continue,
                     }

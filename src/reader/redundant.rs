@@ -22,7 +22,7 @@
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Reader;
 use super::lines::{LineSink, MAX_BATCH_BYTES, Out};
@@ -43,8 +43,6 @@ pub(crate) struct Shared {
     arbiter: Mutex<Arbiter>,
     /// Whether each line is connected.
     up: [AtomicBool; 2],
-    /// Whether each line has shipped a burst since it connected.
-    delivering: [AtomicBool; 2],
 }
 
 /// First arrival wins: the keys written lately, and the one batch to the writer.
@@ -53,6 +51,13 @@ struct Arbiter {
     batch: Batch,
     side: ReaderSide,
     per_batch: usize,
+    /// Per line: the first message its connection wrote (a first arrival).
+    first_written: [Option<u64>; 2],
+    /// Per line: its connection's stream is known to start at or before the other
+    /// line's position, so it delivers whatever the other would from there on: it
+    /// shipped a copy of a message the other had written, or the other shipped a copy
+    /// of this connection's first written message.
+    joined: [bool; 2],
 }
 
 fn lock(m: &Mutex<Arbiter>) -> MutexGuard<'_, Arbiter> {
@@ -116,6 +121,9 @@ impl Feed<'_> {
                         break;
                     };
                     if a.seen.insert(key) {
+                        if a.first_written[self.line].is_none() {
+                            a.first_written[self.line] = Some(key);
+                        }
                         a.batch.data.extend_from_slice(&staged.data[start..end]);
                         a.batch.end_line(seg.dest);
                         first += 1;
@@ -128,12 +136,22 @@ impl Feed<'_> {
                         }
                     } else {
                         dups += 1;
+                        // This line is level with or behind the other here.
+                        a.joined[self.line] = true;
+                        if a.first_written[1 - self.line] == Some(key) {
+                            a.joined[1 - self.line] = true;
+                        }
                     }
                     start = end;
                 }
             }
+            // The line's drain is the moment its burst goes to the writer, as on one
+            // connection: never held back for the other line's next burst.
+            if a.batch.lines > 0 {
+                let s = a.side.ship(&mut a.batch, output.on_full, stats, shutdown);
+                shipped = worse(shipped, s);
+            }
         }
-        self.shared.delivering[self.line].store(true, Relaxed);
         let [messages, firsts, duplicates] = LINE_COUNTS[self.line];
         stats.add(messages, staged.lines as u64);
         stats.add(firsts, first);
@@ -164,6 +182,8 @@ pub(crate) struct LineOf<'a> {
     shared: &'a Shared,
     /// Whether the line has connected before.
     connected_before: std::cell::Cell<bool>,
+    /// Since when a planned reconnect waits for the other line.
+    waiting_since: std::cell::Cell<Option<Instant>>,
     /// 0 for A, 1 for B.
     pub(crate) index: usize,
     /// Its URL, when it is not the configured one (`ws_url_b`).
@@ -184,18 +204,34 @@ impl LineOf<'_> {
     /// The line is connected and subscribed (or not): the status follows.
     pub(crate) fn set_up(&self, up: bool, stats: &Stats) {
         // Under the lock, so that the two lines' updates of the one gauge do not race.
-        let _a = lock(&self.shared.arbiter);
+        let mut a = lock(&self.shared.arbiter);
         self.shared.up[self.index].store(up, Relaxed);
-        self.shared.delivering[self.index].store(false, Relaxed);
+        // A new connection (or none): what the last one proved is void.
+        self.waiting_since.set(None);
+        a.first_written[self.index] = None;
+        a.joined[self.index] = false;
         stats.set_line_connected(self.index, up);
         stats.set_connected(self.shared.up.iter().any(|u| u.load(Relaxed)));
     }
 
-    /// Whether the other line is up and has delivered since it connected (then this
-    /// one may reconnect for a plan).
-    pub(crate) fn other_delivering(&self) -> bool {
+    /// If the other line is up and its connection is joined with this one's (it
+    /// delivers every message this one would from here on), this line counts as
+    /// down from now, so that the other, asking the same at the same moment, waits;
+    /// true: it may reconnect for a plan. `anyway`: joined or not, if the other is
+    /// up and has written something.
+    pub(crate) fn leave_if_covered(&self, stats: &Stats, anyway: bool) -> bool {
+        // Under the lock: two lines planning at once must not both see the other up.
+        let mut a = lock(&self.shared.arbiter);
         let o = 1 - self.index;
-        self.shared.up[o].load(Relaxed) && self.shared.delivering[o].load(Relaxed)
+        let up = self.shared.up[o].load(Relaxed);
+        let covered = up && (a.joined[o] || (anyway && a.first_written[o].is_some()));
+        if covered {
+            self.shared.up[self.index].store(false, Relaxed);
+            a.first_written[self.index] = None;
+            a.joined[self.index] = false;
+            stats.set_line_connected(self.index, false);
+        }
+        covered
     }
 }
 
@@ -215,9 +251,10 @@ pub(crate) fn run(
             batch: Batch::default(),
             side,
             per_batch,
+            first_written: [None; 2],
+            joined: [false; 2],
         }),
         up: Default::default(),
-        delivering: Default::default(),
     };
     stats.set_redundant();
     log::info!(
@@ -226,10 +263,11 @@ pub(crate) fn run(
         r.ws_url_b.as_ref().unwrap_or(&cfg.connection.ws_url).url
     );
     thread::scope(|scope| {
-        for index in 0..2 {
+        for (index, name) in NAMES.into_iter().enumerate() {
             let line = LineOf {
                 shared: &shared,
                 connected_before: Default::default(),
+                waiting_since: Default::default(),
                 index,
                 url: if index == 1 {
                     r.ws_url_b.as_ref()
@@ -257,20 +295,17 @@ pub(crate) fn run(
                     timing.periods,
                 ),
                 coverage: cfg.output.coverage_journal.then(|| {
-                    Coverage::new(&cfg.output.output_dir, timing.checkpoint).for_line(NAMES[index])
+                    Coverage::new(&cfg.output.output_dir, timing.checkpoint).for_line(name)
                 }),
                 timing,
                 line: Some(line),
             };
             let spawned = thread::Builder::new()
-                .name(format!("reader-{}", NAMES[index]))
+                .name(format!("reader-{}", name))
                 .spawn_scoped(scope, move || reader.run());
             if let Err(e) = spawned {
-                log::error!(
-                    "redundant: cannot start line {}'s reader thread: {e}",
-                    NAMES[index]
-                );
-                stats.set_error(format!("redundant: line {} not started: {e}", NAMES[index]));
+                log::error!("redundant: cannot start line {}'s reader thread: {e}", name);
+                stats.set_error(format!("redundant: line {} not started: {e}", name));
             }
         }
     });
@@ -285,33 +320,49 @@ pub(crate) fn run(
     log::info!("reader: both lines stopped");
 }
 
-/// A planned reconnect of `line` (`why`): if the other line delivers, closes this
-/// connection and returns the end that reconnects at once; else the plan waits (a
-/// second later the session asks again) and the session reads on.
+/// A planned reconnect of `line` (`why`): if the other line covers (its connection is
+/// joined with this one's), closes this connection and returns the end that reconnects
+/// at once. Else the plan waits: the session reads on and asks again every
+/// [`PLAN_RETRY`]; after `overlap` (`handover_overlap`) it goes if the other line is
+/// up and writing at all, as a handover goes without a common message.
 pub(crate) fn planned(
     line: &LineOf<'_>,
     session: &mut Session<'_, '_>,
+    stats: &Stats,
+    overlap: Duration,
     why: String,
 ) -> Option<End> {
     let other = NAMES[1 - line.index];
-    if line.other_delivering() {
+    let now = Instant::now();
+    let since = line.waiting_since.get();
+    let anyway = since.is_some_and(|t| now.duration_since(t) >= overlap);
+    if line.leave_if_covered(stats, anyway) {
+        line.waiting_since.set(None);
         log::info!(
-            "line {}: planned reconnect ({why}); line {other} covers meanwhile",
-            line.name()
+            "line {}: planned reconnect ({why}); line {other} covers meanwhile{}",
+            line.name(),
+            if anyway {
+                " (no message both delivered within handover_overlap)"
+            } else {
+                ""
+            }
         );
         session.close_now("planned reconnect");
         return Some(End::GoingAway(format!("planned reconnect ({why})")));
     }
-    log::info!(
-        "line {}: planned reconnect ({why}) waits: line {other} is not delivering",
-        line.name()
-    );
+    if since.is_none() {
+        line.waiting_since.set(Some(now));
+        log::info!(
+            "line {}: planned reconnect ({why}) waits until line {other} delivers what this one does",
+            line.name()
+        );
+    }
     session.defer_plan(PLAN_RETRY);
     None
 }
 
-/// How long a planned reconnect waits for the other line, each time.
-const PLAN_RETRY: Duration = Duration::from_secs(1);
+/// How often a waiting planned reconnect asks again.
+const PLAN_RETRY: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {
@@ -333,9 +384,10 @@ mod tests {
                 batch: Batch::default(),
                 side,
                 per_batch: 1000,
+                first_written: [None; 2],
+                joined: [false; 2],
             }),
             up: Default::default(),
-            delivering: Default::default(),
         };
         let sink = |line| {
             LineSink::new(
@@ -361,18 +413,18 @@ mod tests {
         for n in [2, 3, 4, 5] {
             assert!(b.accept(Frame::Text(m(n).as_bytes())));
         }
-        // B's burst is arbitrated first: it wins 2 and 3.
+        // B's burst is arbitrated first: it wins 2 and 3. Each burst goes to the
+        // writer when its line ships it, whatever the other line does.
+        let text = |b: Batch| String::from_utf8(b.data).unwrap();
         assert_eq!(b.ship(), Shipped::Sent);
-        assert_eq!(a.ship(), Shipped::Sent);
-        let mut arb = lock(&shared.arbiter);
-        let arb = &mut *arb;
-        arb.side
-            .ship(&mut arb.batch, cfg.output.on_full, &stats, &shutdown);
-        let got: Vec<u8> = w.rx.try_iter().flat_map(|b| b.data).collect();
+        let got: Vec<String> = w.rx.try_iter().map(text).collect();
         assert_eq!(
-            String::from_utf8(got).unwrap(),
-            "{\"seq\":2}\n{\"seq\":3}\n{\"seq\":4}\n{\"seq\":5}\n{\"seq\":1}\n"
+            got,
+            ["{\"seq\":2}\n{\"seq\":3}\n{\"seq\":4}\n{\"seq\":5}\n"]
         );
+        assert_eq!(a.ship(), Shipped::Sent);
+        let got: Vec<String> = w.rx.try_iter().map(text).collect();
+        assert_eq!(got, ["{\"seq\":1}\n"]);
         assert_eq!(stats.get(Count::LineBFirstArrivals), 4);
         assert_eq!(stats.get(Count::LineAFirstArrivals), 1);
         assert_eq!(stats.get(Count::LineADuplicates), 2);
