@@ -413,9 +413,7 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
             // sizes, order-book levels): the next at once, without the rounds of
             // the value loop. (Depth 0 is reached by every `Track`.)
             if !in_object && !track.reaches(depth) {
-                while s.get(i) == Some(&b',')
-                    && matches!(s.get(i + 1), Some(b'-' | b'0'..=b'9'))
-                {
+                while s.get(i) == Some(&b',') && matches!(s.get(i + 1), Some(b'-' | b'0'..=b'9')) {
                     i = number::<SIMD>(s, i + 1)?;
                 }
             }
