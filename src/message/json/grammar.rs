@@ -409,6 +409,14 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
                 record(found, track, want, i..end);
             }
             i = end;
+            // Numbers one after another in an array no pointer reaches (prices,
+            // sizes, order-book levels): the next at once, without the rounds of
+            // the value loop. (Depth 0 is reached by every `Track`.)
+            if !in_object && !track.reaches(depth) {
+                while s.get(i) == Some(&b',') && matches!(s.get(i + 1), Some(b'-' | b'0'..=b'9')) {
+                    i = number::<SIMD>(s, i + 1)?;
+                }
+            }
         }
         // After a value: the next item, or close containers.
         loop {
