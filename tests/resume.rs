@@ -231,3 +231,41 @@ fn a_dropped_connection_and_restarts_resume_with_nothing_lost_or_doubled() {
         cursors.len()
     );
 }
+
+/// With `redundant`, both lines fill in `{cursor}`: after a restart each names the
+/// saved cursor, and what the two lines replay is written once.
+#[test]
+fn redundant_lines_resume_by_cursor_too() {
+    let rate = rate();
+    let js = Jetstream::start();
+    let s = Setup::new("resume-redundant", &js.url(), json!({}));
+    config(&js, &s);
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&s.config).unwrap()).unwrap();
+    cfg["redundant"] = json!(true);
+    std::fs::write(&s.config, cfg.to_string()).unwrap();
+    let count = |s: &Setup| s.complete_lines("t") as u64;
+    let mut rec = s.start();
+    wait_until(Duration::from_secs(20), "first events", || {
+        count(&s) >= rate / 2 && js.server.connections() >= 2
+    });
+    rec.term();
+    assert!(rec.wait_exit(Duration::from_secs(10)).unwrap().success());
+    let mut rec = s.start();
+    let before = count(&s);
+    wait_until(Duration::from_secs(20), "both lines again", || {
+        count(&s) > before + rate && js.server.connections() >= 4
+    });
+    rec.term();
+    assert!(rec.wait_exit(Duration::from_secs(10)).unwrap().success());
+    let cursors = js.cursors.lock().unwrap().clone();
+    assert!(
+        cursors[..2].iter().all(Option::is_none) && cursors[2..].iter().all(Option::is_some),
+        "the first start tails live on both lines, the restart names a cursor on both: {cursors:?}"
+    );
+    let got = recorded(&s);
+    let distinct: HashSet<u64> = got.iter().copied().collect();
+    assert_eq!(distinct.len(), got.len(), "no event is written twice");
+    let (lo, hi) = (got[0], *got.iter().max().unwrap());
+    let lost = (lo..=hi).filter(|n| !distinct.contains(n)).count();
+    assert_eq!(lost, 0, "events lost across the restart");
+}

@@ -179,6 +179,9 @@ pub(crate) fn fill_url(url: &str, value: Option<&str>) -> String {
 #[derive(Debug)]
 pub(crate) struct CursorFile {
     path: PathBuf,
+    /// Its temporary file, one per writer: with `redundant` both lines save the
+    /// cursor, and a shared temporary file could be renamed while the other writes it.
+    tmp: PathBuf,
     at: String,
     saved: Option<i128>,
     next: Instant,
@@ -214,7 +217,10 @@ impl CursorFile {
                 }
             }
         };
+        static WRITERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = WRITERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let file = CursorFile {
+            tmp: path.with_extension(format!("json.tmp{n}")),
             path,
             at: spec.at.clone(),
             saved: value,
@@ -238,14 +244,15 @@ impl CursorFile {
         if self.saved == Some(v) {
             return;
         }
-        let tmp = self.path.with_extension("json.tmp");
         let text = json!({
             "at": self.at,
             "value": super::sequence::to_json(v),
             "saved_ms": crate::clock::unix_ms(),
         })
         .to_string();
-        match std::fs::write(&tmp, text + "\n").and_then(|()| std::fs::rename(&tmp, &self.path)) {
+        match std::fs::write(&self.tmp, text + "\n")
+            .and_then(|()| std::fs::rename(&self.tmp, &self.path))
+        {
             Ok(()) => self.saved = Some(v),
             Err(e) => log::warn!("cursor {}: {e}", self.path.display()),
         }

@@ -46,6 +46,26 @@ impl<'a> Reader<'a> {
         side: ReaderSide,
         timing: Timing,
     ) -> Reader<'a> {
+        Reader::with(cfg, stats, shutdown, side.into(), timing, None)
+    }
+
+    /// A reader whose batches go to `out`: the channel, or with `redundant` the
+    /// arbiter of `line`. Either way it resumes by cursor when one is configured.
+    fn with(
+        cfg: &'a Config,
+        stats: &'a Stats,
+        shutdown: &'a Shutdown,
+        out: lines::Out<'a>,
+        timing: Timing,
+        line: Option<redundant::LineOf<'a>>,
+    ) -> Reader<'a> {
+        let coverage = cfg.output.coverage_journal.then(|| {
+            let c = Coverage::new(&cfg.output.output_dir, timing.checkpoint);
+            match &line {
+                Some(l) => c.for_line(l.name()),
+                None => c,
+            }
+        });
         Reader {
             cfg,
             stats,
@@ -56,16 +76,13 @@ impl<'a> Reader<'a> {
                 cfg.connection.max_message_bytes,
                 stats,
                 shutdown,
-                side,
+                out,
                 timing.periods,
             )
             .resume(cfg),
-            coverage: cfg
-                .output
-                .coverage_journal
-                .then(|| Coverage::new(&cfg.output.output_dir, timing.checkpoint)),
+            coverage,
             timing,
-            line: None,
+            line,
         }
     }
 

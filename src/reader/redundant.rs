@@ -25,12 +25,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::Reader;
-use super::lines::{LineSink, MAX_BATCH_BYTES, Out};
+use super::lines::{MAX_BATCH_BYTES, Out};
 use super::session::{End, Session};
 use crate::batch::{Batch, ReaderSide, Shipped, shape};
 use crate::clock::Timing;
 use crate::config::{Config, Output, Redundant, WsUrl};
-use crate::journal::coverage::Coverage;
 use crate::message::dedupe::{KeyRing, Keys};
 use crate::shutdown::Shutdown;
 use crate::status::{Count, Stats};
@@ -281,25 +280,8 @@ pub(crate) fn run(
                 keys: Keys::new(cfg),
                 ends: Vec::new(),
             };
-            let reader = Reader {
-                cfg,
-                stats,
-                shutdown,
-                lines: LineSink::new(
-                    &cfg.messages,
-                    &cfg.output,
-                    cfg.connection.max_message_bytes,
-                    stats,
-                    shutdown,
-                    Out::Line(Box::new(feed)),
-                    timing.periods,
-                ),
-                coverage: cfg.output.coverage_journal.then(|| {
-                    Coverage::new(&cfg.output.output_dir, timing.checkpoint).for_line(name)
-                }),
-                timing,
-                line: Some(line),
-            };
+            let out = Out::Line(Box::new(feed));
+            let reader = Reader::with(cfg, stats, shutdown, out, timing, Some(line));
             let spawned = thread::Builder::new()
                 .name(format!("reader-{}", name))
                 .spawn_scoped(scope, move || reader.run());
@@ -366,6 +348,7 @@ const PLAN_RETRY: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {
+    use super::super::lines::LineSink;
     use super::*;
     use crate::batch;
     use crate::clock::Periods;
