@@ -320,6 +320,9 @@ impl Config {
             &topics,
             &continuity.sequence,
             continuity.cursor.as_ref(),
+            // Keys are made only where something compares them.
+            (continuity.cursor.is_some() || continuity.redundant.is_some())
+                .then_some(&continuity.dedupe_by),
         )
         .map_err(|(field, e)| f.err(field, e))?;
         Ok(Config {

@@ -9,12 +9,14 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+
 use std::ops::Range;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use serde_json::Value;
 
 use super::decode::Decoder;
-use super::jsonline::{self, Pointers, unquoted};
+use super::jsonline::{self, Pointers};
 use crate::config::{Config, Routing};
 
 /// How many keys a [`KeyRing`] remembers: the new connection may lag the old one by
@@ -140,19 +142,91 @@ impl KeyRing {
     }
 }
 
-/// Works out each message's key: finds the topic (as routing does) and hashes the
-/// values at that topic's pointers, or the whole message.
+/// `dedupe_by` resolved against one set of pointers: which of them make each topic's
+/// key. The judge resolves it against the check's own pointers, so that a key costs no
+/// second parse; [`Keys`] against pointers of its own.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeyRule {
+    /// Pointer indices per topic index; `None` = `all`.
+    per_topic: Vec<Option<Vec<usize>>>,
+    /// Pointer indices for the other topics and the control file; empty = the message
+    /// bytes.
+    all: Vec<usize>,
+}
+
+impl KeyRule {
+    /// Adds the pointers of `d` to `ptrs` (a pointer already there is shared).
+    pub(crate) fn new(
+        d: &DedupeBy,
+        topics: &[String],
+        ptrs: &mut Pointers,
+    ) -> Result<KeyRule, String> {
+        let mut add = |p: &String| ptrs.add(p);
+        let all = d.all.iter().map(&mut add).collect::<Result<_, _>>()?;
+        let per_topic = topics
+            .iter()
+            .map(|t| {
+                d.topics
+                    .iter()
+                    .find(|(name, _)| name == t)
+                    .map(|(_, ps)| ps.iter().map(&mut add).collect::<Result<_, _>>())
+                    .transpose()
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(KeyRule { per_topic, all })
+    }
+
+    /// The key of a checked message going to `topic` (`None`: the control file),
+    /// whose pointer values the check put in `found`: the values of its topic's
+    /// pointers, each with its place, or its bytes when it has none of them.
+    pub(crate) fn key(
+        &self,
+        topic: Option<usize>,
+        msg: &[u8],
+        found: &[Option<Range<usize>>],
+    ) -> u64 {
+        let ptrs = match topic.and_then(|t| self.per_topic[t].as_ref()) {
+            Some(p) => p,
+            None => &self.all,
+        };
+        if ptrs.iter().all(|&i| found[i].is_none()) {
+            return bytes_key(msg);
+        }
+        // Chained through the seed: each value (never empty: a JSON value has a
+        // byte at least) hashed with what came before; an absent one as no bytes.
+        let mut h = topic.map_or(u64::MAX, |t| t as u64);
+        for &i in ptrs {
+            let value = match &found[i] {
+                Some(r) => &msg[r.clone()],
+                None => &[][..],
+            };
+            h = xxh3_64_with_seed(value, h);
+        }
+        h
+    }
+}
+
+/// The key of a message by its bytes: XXH3, 64 bits (SipHash, std's, cost about
+/// 2.8 instructions a byte here, XXH3 a fraction of that: a key is made for every
+/// message on two lines, and on the Pi Zero's 32-bit core SipHash's 64-bit
+/// arithmetic is dearer still).
+#[inline]
+pub(crate) fn bytes_key(msg: &[u8]) -> u64 {
+    xxh3_64(msg)
+}
+
+/// Works out each message's key on its own: checks it for the pointers of its rule,
+/// finds the topic (as routing does, but without ids learnt on a connection) and
+/// keys it by [`KeyRule::key`]. For the handover, which keys messages before the
+/// line sink judges them; the line sink's keys come from its judge.
 pub(crate) struct Keys {
     ptrs: Pointers,
     found: Vec<Option<Range<usize>>>,
+    rule: KeyRule,
     /// How many pointers (from the start) make the route key; 0 = one topic.
     route: usize,
     separator: Vec<u8>,
     topic_index: HashMap<Vec<u8>, usize>,
-    /// Pointer indices per topic index; `None` = `all`.
-    per_topic: Vec<Option<Vec<usize>>>,
-    /// Pointer indices for the other topics; empty = the message bytes.
-    all: Vec<usize>,
     /// Whether any pointer is configured (else no parse at all).
     parse: bool,
     route_key: Vec<u8>,
@@ -172,30 +246,20 @@ impl Keys {
             } => (route_by, separator),
         };
         let parse = !d.all.is_empty() || !d.topics.is_empty();
-        let mut add = |p: &String| ptrs.add(p).expect("checked when the config was loaded");
         let route = if parse {
-            route_by.iter().for_each(|p| {
-                add(p);
-            });
+            for p in route_by {
+                ptrs.add(p).expect("checked when the config was loaded");
+            }
             route_by.len()
         } else {
             0
         };
-        let all: Vec<usize> = d.all.iter().map(&mut add).collect();
-        let per_topic = cfg
-            .messages
-            .topics
-            .iter()
-            .map(|t| {
-                d.topics
-                    .iter()
-                    .find(|(name, _)| name == t)
-                    .map(|(_, ps)| ps.iter().map(&mut add).collect())
-            })
-            .collect();
+        let rule = KeyRule::new(d, &cfg.messages.topics, &mut ptrs)
+            .expect("checked when the config was loaded");
         Keys {
             found: vec![None; ptrs.len()],
             ptrs,
+            rule,
             route,
             separator: separator.as_bytes().to_vec(),
             topic_index: cfg
@@ -205,8 +269,6 @@ impl Keys {
                 .enumerate()
                 .map(|(i, t)| (t.as_bytes().to_vec(), i))
                 .collect(),
-            per_topic,
-            all,
             parse,
             route_key: Vec::new(),
             decoder: Decoder::new(cfg.messages.binary, cfg.connection.max_message_bytes),
@@ -215,32 +277,14 @@ impl Keys {
 
     /// The key of a text message.
     pub(crate) fn key(&mut self, msg: &[u8]) -> u64 {
-        let mut h = std::hash::DefaultHasher::new();
-        if !self.parse || jsonline::check_with(msg, &self.ptrs, &mut self.found).is_err() {
-            h.write(msg);
-            return h.finish();
+        if !self.parse {
+            return bytes_key(msg);
         }
-        let topic = self.topic(msg);
-        let ptrs = match topic.and_then(|t| self.per_topic[t].as_ref()) {
-            Some(p) => p,
-            None => &self.all,
+        let Ok(valid) = jsonline::check_with(msg, &self.ptrs, &mut self.found) else {
+            return bytes_key(msg);
         };
-        // The values the message has, each with its place; none: the bytes.
-        if ptrs.iter().all(|&i| self.found[i].is_none()) {
-            h.write(msg);
-            return h.finish();
-        }
-        h.write_u64(topic.map_or(u64::MAX, |t| t as u64));
-        for &i in ptrs {
-            match self.found[i].clone() {
-                Some(r) => {
-                    h.write_u8(1);
-                    h.write(&msg[r]);
-                }
-                None => h.write_u8(0),
-            }
-        }
-        h.finish()
+        let topic = self.topic(msg, valid.escaped);
+        self.rule.key(topic, msg, &self.found)
     }
 
     /// The text of a binary frame (as the line sink decodes it) and its key; `None`
@@ -255,18 +299,15 @@ impl Keys {
     pub(crate) fn key_binary(&mut self, frame: &[u8]) -> u64 {
         match self.decode(frame) {
             Some((_, k)) => k,
-            None => {
-                let mut h = std::hash::DefaultHasher::new();
-                h.write(frame);
-                h.finish()
-            }
+            None => bytes_key(frame),
         }
     }
 
-    /// The topic index of a checked message, as routing finds it.
-    fn topic(&mut self, msg: &[u8]) -> Option<usize> {
+    /// The topic index of a checked message, as routing finds it (values compared
+    /// as the strings they are, as the router does).
+    fn topic(&mut self, msg: &[u8], escaped: u32) -> Option<usize> {
         if self.route == 0 {
-            return (self.per_topic.len() == 1).then_some(0);
+            return (self.topic_index.len() == 1).then_some(0);
         }
         self.route_key.clear();
         for (n, r) in self.found[..self.route].iter().enumerate() {
@@ -274,7 +315,7 @@ impl Keys {
             if n > 0 {
                 self.route_key.extend_from_slice(&self.separator);
             }
-            self.route_key.extend_from_slice(unquoted(&msg[r]));
+            jsonline::push_text(&msg[r], escaped >> n & 1 != 0, &mut self.route_key);
         }
         self.topic_index.get(&self.route_key).copied()
     }

@@ -34,7 +34,7 @@ use crate::status::Count;
 use control::ControlRules;
 use cursor::CursorSpec;
 use decode::{Decoder, Undecodable};
-use dedupe::{KeyRing, Keys};
+use dedupe::{DedupeBy, KeyRing, KeyRule, bytes_key};
 use heartbeat::{Heartbeats, PatternSpec, RuleSpec};
 use jsonline::{Pointers, Reject};
 use pong::PongText;
@@ -68,6 +68,10 @@ pub(crate) struct Lookups {
     cursor: Option<usize>,
     /// Whether `cursor` or `sequence` looks at each data message.
     per_data: bool,
+    /// `dedupe_by`, resolved against `ptrs`, when something keys messages (a
+    /// resume's replay, redundant lines): each kept message's key comes from this
+    /// check's values, with no second parse.
+    keys: Option<KeyRule>,
 }
 
 /// A [`Lookups`] that cannot be built: the config field to blame, and why.
@@ -86,6 +90,7 @@ impl Lookups {
         topics: &[String],
         sequence: &SequenceSpec,
         cursor: Option<&CursorSpec>,
+        dedupe: Option<&DedupeBy>,
     ) -> Result<Lookups, LookupError> {
         let mut ptrs = Pointers::default();
         for p in route_by {
@@ -107,6 +112,10 @@ impl Lookups {
             .map(|c| ptrs.add(&c.at))
             .transpose()
             .map_err(|e| ("cursor", e))?;
+        let keys = dedupe
+            .map(|d| KeyRule::new(d, topics, &mut ptrs))
+            .transpose()
+            .map_err(|e| ("dedupe_by", e))?;
         Ok(Lookups {
             ptrs,
             route,
@@ -117,6 +126,7 @@ impl Lookups {
             per_data: cursor.is_some() || !sequences.is_empty(),
             sequences,
             cursor,
+            keys,
         })
     }
 
@@ -193,6 +203,8 @@ struct State {
     seq: Tracker,
     /// The newest value at the `cursor` pointer.
     newest: Option<i128>,
+    /// The `dedupe_by` key of the last kept message, when [`Lookups::keys`] is set.
+    key: u64,
     /// With `cursor`: the keys of recent data messages, so that a resume's replay is
     /// written once.
     resume: Option<Resume>,
@@ -200,7 +212,6 @@ struct State {
 
 /// The keys of the data messages recorded lately (`dedupe_by`).
 struct Resume {
-    keys: Keys,
     ring: KeyRing,
 }
 
@@ -231,12 +242,11 @@ impl<'a> Judge<'a> {
         }
     }
 
-    /// Resumes from `newest` (the value saved by the last run) and, with `keys`,
-    /// writes each data message once however often a resume replays it.
-    pub(crate) fn with_cursor(mut self, newest: Option<i128>, keys: Option<Keys>) -> Self {
+    /// Resumes from `newest` (the value saved by the last run) and writes each data
+    /// message once (by its `dedupe_by` key) however often a resume replays it.
+    pub(crate) fn with_cursor(mut self, newest: Option<i128>) -> Self {
         self.state.newest = newest;
-        self.state.resume = keys.map(|keys| Resume {
-            keys,
+        self.state.resume = Some(Resume {
             ring: KeyRing::new(),
         });
         self
@@ -330,11 +340,10 @@ impl<'a> Judge<'a> {
         {
             state.notice = true;
         }
-        let mut dest = router.dest(msg, found, valid.escaped);
-        // About the subscription, not data, whatever its route key says (the router
-        // still sees it: a route_ids announcement may be one).
-        if lookups.control.is_control(msg, found, valid.escaped) {
-            dest = Dest::Control;
+        let dest = Self::dest(lookups, router, msg, found, valid.escaped);
+        // One test on the common path, where nothing keys messages.
+        if let Some(rule) = &lookups.keys {
+            state.key = Self::key(rule, dest, msg, found);
         }
         // One test on the common path, where neither cursor nor sequence is set.
         if let (true, Dest::Topic(topic)) = (lookups.per_data, dest) {
@@ -347,6 +356,42 @@ impl<'a> Judge<'a> {
             multiline: valid.multiline,
             dest,
         }
+    }
+
+    /// The file of a checked message.
+    #[inline(always)]
+    fn dest(
+        lookups: &Lookups,
+        router: &mut Router<'_>,
+        msg: &[u8],
+        found: &[Option<Range<usize>>],
+        escaped: u32,
+    ) -> Dest {
+        let dest = router.dest(msg, found, escaped);
+        // About the subscription, not data, whatever its route key says (the router
+        // still sees it: a route_ids announcement may be one).
+        if lookups.control.is_control(msg, found, escaped) {
+            return Dest::Control;
+        }
+        dest
+    }
+
+    /// The `dedupe_by` key of a checked message going to `dest`. Out of line: the
+    /// common path only tests whether there is a rule.
+    #[inline(never)]
+    fn key(rule: &KeyRule, dest: Dest, msg: &[u8], found: &[Option<Range<usize>>]) -> u64 {
+        let topic = match dest {
+            Dest::Topic(t) => Some(t as usize),
+            Dest::Control => None,
+        };
+        rule.key(topic, msg, found)
+    }
+
+    /// The `dedupe_by` key of the message kept last (by the last [`Judge::judge`]
+    /// that kept one), when the config keys messages (`cursor`, `redundant`).
+    #[inline]
+    pub(crate) fn last_key(&self) -> u64 {
+        self.state.key
     }
 
     /// A data message of `topic` with cursor or sequence rules: true if a resume
@@ -362,7 +407,7 @@ impl<'a> Judge<'a> {
         escaped: u32,
     ) -> bool {
         if let Some(r) = state.resume.as_mut() {
-            if !r.ring.insert(r.keys.key(msg)) {
+            if !r.ring.insert(state.key) {
                 return true;
             }
         }
@@ -397,11 +442,25 @@ impl<'a> Judge<'a> {
         self.state.seq.take_breaks(now_ms)
     }
 
-    /// Remembers the key of a data message recorded before this process started.
+    /// Remembers the key of a data message recorded before this process started,
+    /// keyed as [`Judge::judge`] keys it (the router may learn an id from it: the
+    /// connection that follows forgets it).
     pub(crate) fn remember(&mut self, msg: &[u8]) {
-        if let Some(r) = self.state.resume.as_mut() {
-            r.ring.insert(r.keys.key(msg));
-        }
+        let Some(r) = self.state.resume.as_mut() else {
+            return;
+        };
+        let lookups = self.lookups;
+        let key = match (
+            &lookups.keys,
+            jsonline::check_with(msg, &lookups.ptrs, &mut self.found),
+        ) {
+            (Some(rule), Ok(valid)) => {
+                let dest = Self::dest(lookups, &mut self.router, msg, &self.found, valid.escaped);
+                Self::key(rule, dest, msg, &self.found)
+            }
+            _ => bytes_key(msg),
+        };
+        r.ring.insert(key);
     }
 
     /// The newest value recorded at the `cursor` pointer.
@@ -430,5 +489,73 @@ impl<'a> Judge<'a> {
         self.state.reply = None;
         self.state.notice = false;
         self.state.seq.new_connection();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use dedupe::Keys;
+    use serde_json::json;
+
+    fn kept(v: &Verdict) -> bool {
+        matches!(v, Verdict::Keep { .. })
+    }
+
+    #[test]
+    fn keys_come_from_the_checks_own_values() {
+        let cfg = Config::for_test(json!({
+            "ws_url": "ws://127.0.0.1:1/?cursor={cursor}",
+            "topics": ["a", "b"],
+            "route_by": ["/t"],
+            "cursor": {"at": "/n"},
+            "dedupe_by": {"a": ["/id"]},
+        }));
+        let m = &cfg.messages;
+        let judge = Judge::new(
+            &m.lookups,
+            &m.topics,
+            m.routing.separator(),
+            &m.pong_text,
+            None,
+            Decoder::new(m.binary, 1 << 20),
+        );
+        let mut j = judge.with_cursor(None);
+        // Recorded by the last run; replayed over another connection (another
+        // per-connection field): the same id, so written once.
+        j.remember(br#"{"t":"a","id":1,"n":5,"conn":"x"}"#);
+        assert!(matches!(
+            j.judge(Frame::Text(br#"{"t":"a","id":1,"n":5,"conn":"y"}"#)),
+            Verdict::Duplicate
+        ));
+        assert!(kept(&j.judge(Frame::Text(br#"{"t":"a","id":2,"n":6}"#))));
+        // The route value is the string it is, escaped or not.
+        assert!(matches!(
+            j.judge(Frame::Text(br#"{"t":"\u0061","id":2,"n":6}"#)),
+            Verdict::Duplicate
+        ));
+        // "b" has no pointers: its key is its bytes.
+        assert!(kept(&j.judge(Frame::Text(br#"{"t":"b","id":1,"n":7}"#))));
+        assert!(matches!(
+            j.judge(Frame::Text(br#"{"t":"b","id":1,"n":7}"#)),
+            Verdict::Duplicate
+        ));
+        assert!(kept(&j.judge(Frame::Text(br#"{"t":"b","id":1, "n":7}"#))));
+        // The handover's own keys (a parse of their own) agree with the judge's.
+        let mut keys = Keys::new(&cfg);
+        for msg in [
+            &br#"{"t":"a","id":3,"n":8}"#[..],
+            br#"{"t":"b","id":3,"n":8}"#,
+            br#"{"t":"\u0061","id":4}"#,
+        ] {
+            assert!(kept(&j.judge(Frame::Text(msg))));
+            assert_eq!(
+                j.last_key(),
+                keys.key(msg),
+                "{}",
+                String::from_utf8_lossy(msg)
+            );
+        }
     }
 }

@@ -16,7 +16,6 @@ use crate::config::{Config, LineFormat, Messages, Output, WsUrl, parse_ws_url};
 use crate::journal::coverage::Coverage;
 use crate::message::cursor::{self, CursorFile, CursorSpec};
 use crate::message::decode::Decoder;
-use crate::message::dedupe::Keys;
 use crate::message::jsonline;
 use crate::message::template::Template;
 use crate::message::{Frame, Judge, Verdict};
@@ -127,7 +126,7 @@ impl<'a> LineSink<'a> {
             if let Some(v) = saved {
                 log::info!("cursor: resuming from {v} (saved in {})", cursor::FILE_NAME);
             }
-            self.judge = self.judge.with_cursor(saved, Some(Keys::new(cfg)));
+            self.judge = self.judge.with_cursor(saved);
             // What the files hold last is what a resume must not write again.
             let prefixes: Vec<String> = self
                 .topics
@@ -308,7 +307,7 @@ impl<'a> LineSink<'a> {
         data.push(b'\n');
         batch.end_line(dest);
         if let Out::Line(feed) = &mut self.out {
-            feed.keep(msg, batch.data.len());
+            feed.keep(self.judge.last_key(), batch.data.len());
         }
         true
     }

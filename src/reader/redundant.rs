@@ -30,7 +30,7 @@ use super::session::{End, Session};
 use crate::batch::{Batch, ReaderSide, Shipped, shape};
 use crate::clock::Timing;
 use crate::config::{Config, Output, Redundant, WsUrl};
-use crate::message::dedupe::{KeyRing, Keys};
+use crate::message::dedupe::KeyRing;
 use crate::shutdown::Shutdown;
 use crate::status::{Count, Stats};
 
@@ -78,16 +78,15 @@ fn worse(a: Shipped, b: Shipped) -> Shipped {
 pub(crate) struct Feed<'a> {
     shared: &'a Shared,
     line: usize,
-    keys: Keys,
     /// The key and end offset of each line in the sink's batch, in order.
     ends: Vec<(u64, usize)>,
 }
 
 impl Feed<'_> {
-    /// The sink appended the line of `msg`, ending at `end` in its batch.
+    /// The sink appended the line of a message whose `dedupe_by` key is `key`
+    /// (its judge's), ending at `end` in its batch.
     #[inline]
-    pub(crate) fn keep(&mut self, msg: &[u8], end: usize) {
-        let key = self.keys.key(msg);
+    pub(crate) fn keep(&mut self, key: u64, end: usize) {
         self.ends.push((key, end));
     }
 
@@ -277,7 +276,6 @@ pub(crate) fn run(
             let feed = Feed {
                 shared: &shared,
                 line: index,
-                keys: Keys::new(cfg),
                 ends: Vec::new(),
             };
             let out = Out::Line(Box::new(feed));
@@ -382,7 +380,6 @@ mod tests {
                 Out::Line(Box::new(Feed {
                     shared: &shared,
                     line,
-                    keys: Keys::new(&cfg),
                     ends: Vec::new(),
                 })),
                 Periods::of_secs(3600),
