@@ -303,9 +303,19 @@ pub(crate) fn parse_int(s: &[u8]) -> Option<i128> {
     if digits.is_empty() || digits.len() > 38 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let v = digits
-        .iter()
-        .fold(0i128, |n, d| n * 10 + i128::from(d - b'0'));
+    // Up to 19 digits (every sequence number and time seen) in 64-bit arithmetic,
+    // a register each step; only longer ones (HTX-style 27-digit ids) in 128.
+    let v = if digits.len() <= 19 {
+        i128::from(
+            digits
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
+        )
+    } else {
+        digits
+            .iter()
+            .fold(0i128, |n, d| n * 10 + i128::from(d - b'0'))
+    };
     Some(if neg { -v } else { v })
 }
 
@@ -406,6 +416,14 @@ mod tests {
         assert_eq!(parse_int(b"-12"), Some(-12));
         assert_eq!(parse_int(b"1.5"), None);
         assert_eq!(parse_int(b"1e5"), None);
+        // Either side of the 64-bit path's 19 digits, and the longest.
+        assert_eq!(
+            parse_int(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(parse_int(b"18446744073709551616"), Some(1 << 64));
+        assert_eq!(parse_int(&[b'9'; 38]), Some(10i128.pow(38) - 1));
+        assert_eq!(parse_int(&[b'9'; 39]), None);
         assert_eq!(to_json(1 << 70), json!("1180591620717411303424"));
         assert_eq!(to_json(-3), json!(-3));
     }
