@@ -161,18 +161,21 @@ impl KeyRule {
         topics: &[String],
         ptrs: &mut Pointers,
     ) -> Result<KeyRule, String> {
-        let mut add = |p: &String| ptrs.add(p);
-        let all = d.all.iter().map(&mut add).collect::<Result<_, _>>()?;
-        let per_topic = topics
-            .iter()
-            .map(|t| {
-                d.topics
-                    .iter()
-                    .find(|(name, _)| name == t)
-                    .map(|(_, ps)| ps.iter().map(&mut add).collect::<Result<_, _>>())
-                    .transpose()
-            })
-            .collect::<Result<_, _>>()?;
+        let mut add = |list: &[String]| -> Result<Vec<usize>, String> {
+            let mut out = Vec::with_capacity(list.len());
+            for p in list {
+                out.push(ptrs.add(p)?);
+            }
+            Ok(out)
+        };
+        let all = add(&d.all)?;
+        let mut per_topic = Vec::with_capacity(topics.len());
+        for t in topics {
+            per_topic.push(match d.topics.iter().find(|(name, _)| name == t) {
+                Some((_, list)) => Some(add(list)?),
+                None => None,
+            });
+        }
         Ok(KeyRule { per_topic, all })
     }
 
@@ -200,17 +203,24 @@ impl KeyRule {
                 Some(r) => &msg[r.clone()],
                 None => &[][..],
             };
-            h = xxh3_64_with_seed(value, h);
+            h = seeded_key(value, h);
         }
         h
     }
 }
 
+/// XXH3 of `value` seeded with what came before. Out of line, as [`bytes_key`].
+#[inline(never)]
+fn seeded_key(value: &[u8], seed: u64) -> u64 {
+    xxh3_64_with_seed(value, seed)
+}
+
 /// The key of a message by its bytes: XXH3, 64 bits (SipHash, std's, cost about
 /// 2.8 instructions a byte here, XXH3 a fraction of that: a key is made for every
 /// message on two lines, and on the Pi Zero's 32-bit core SipHash's 64-bit
-/// arithmetic is dearer still).
-#[inline]
+/// arithmetic is dearer still). Out of line: XXH3's paths for each input length
+/// are kilobytes of code, emitted once here rather than at every caller.
+#[inline(never)]
 pub(crate) fn bytes_key(msg: &[u8]) -> u64 {
     xxh3_64(msg)
 }
