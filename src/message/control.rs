@@ -13,47 +13,26 @@ use std::ops::Range;
 
 use serde_json::Value;
 
-use super::heartbeat::{Pattern, PatternSpec};
+use super::heartbeat::{AnyPattern, PatternSpec};
 use super::jsonline::Pointers;
 
 /// Parses `control_messages`: an array of `{"has": [pointers], "equals": {pointer:
 /// value}}` objects.
 pub(crate) fn parse(v: Value) -> Result<Vec<PatternSpec>, String> {
-    let Value::Array(items) = v else {
-        return Err("expected an array of {\"has\": [...], \"equals\": {...}} rules".into());
-    };
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(n, item)| {
-            let Value::Object(mut rule) = item else {
-                return Err(format!("rule {n}: expected an object"));
-            };
-            let spec = PatternSpec::take(&mut rule).map_err(|e| format!("rule {n}: {e}"))?;
-            if let Some(k) = rule.keys().next() {
-                return Err(format!(
-                    "rule {n}: unknown key \"{k}\" (known: has, equals)"
-                ));
-            }
-            Ok(spec)
-        })
-        .collect()
+    PatternSpec::parse_list(v)
 }
 
 /// The configured rules, resolved against the check's pointers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ControlRules {
-    rules: Vec<Pattern>,
+    rules: AnyPattern,
 }
 
 impl ControlRules {
     /// Resolves the rules' pointers, adding them to `ptrs`.
     pub(crate) fn new(specs: &[PatternSpec], ptrs: &mut Pointers) -> Result<ControlRules, String> {
         Ok(ControlRules {
-            rules: specs
-                .iter()
-                .map(|s| s.resolve(ptrs))
-                .collect::<Result<_, _>>()?,
+            rules: AnyPattern::new(specs, ptrs)?,
         })
     }
 
@@ -65,7 +44,7 @@ impl ControlRules {
         found: &[Option<Range<usize>>],
         escaped: u32,
     ) -> bool {
-        !self.rules.is_empty() && self.rules.iter().any(|r| r.matches(msg, found, escaped))
+        !self.rules.is_empty() && self.rules.matches(msg, found, escaped)
     }
 }
 

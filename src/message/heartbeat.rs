@@ -100,6 +100,62 @@ impl Pattern {
     }
 }
 
+impl PatternSpec {
+    /// Parses an array of patterns, one object each with nothing but `has` and
+    /// `equals` (`control_messages`, `reconnect_on`).
+    pub(crate) fn parse_list(v: Value) -> Result<Vec<PatternSpec>, String> {
+        let Value::Array(items) = v else {
+            return Err("expected an array of {\"has\": [...], \"equals\": {...}} rules".into());
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(n, item)| {
+                let Value::Object(mut rule) = item else {
+                    return Err(format!("rule {n}: expected an object"));
+                };
+                let spec = PatternSpec::take(&mut rule).map_err(|e| format!("rule {n}: {e}"))?;
+                if let Some(k) = rule.keys().next() {
+                    return Err(format!(
+                        "rule {n}: unknown key \"{k}\" (known: has, equals)"
+                    ));
+                }
+                Ok(spec)
+            })
+            .collect()
+    }
+}
+
+/// Patterns of which any one matching is enough, resolved against a check's pointers.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AnyPattern {
+    rules: Vec<Pattern>,
+}
+
+impl AnyPattern {
+    /// Resolves the patterns' pointers, adding them to `ptrs`.
+    pub(crate) fn new(specs: &[PatternSpec], ptrs: &mut Pointers) -> Result<AnyPattern, String> {
+        Ok(AnyPattern {
+            rules: specs
+                .iter()
+                .map(|s| s.resolve(ptrs))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Whether there are none (nothing to do per message).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Whether one of them matches `msg` (see [`Pattern::matches`]).
+    #[inline]
+    pub(crate) fn matches(&self, msg: &[u8], found: &[Option<Range<usize>>], escaped: u32) -> bool {
+        self.rules.iter().any(|r| r.matches(msg, found, escaped))
+    }
+}
+
 /// A rule as configured (`heartbeat_replies`): validated, pointers not yet resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RuleSpec {

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use serde_json::Value;
 
-use super::heartbeat::{Pattern, PatternSpec};
+use super::heartbeat::{AnyPattern, PatternSpec};
 use super::jsonline::Pointers;
 
 /// A rule as configured: validated, pointers not yet resolved.
@@ -15,41 +15,21 @@ pub(crate) type NoticeSpec = PatternSpec;
 
 /// Parses `reconnect_on`: an array of `{"has": [...], "equals": {...}}` rules.
 pub(crate) fn parse(v: Value) -> Result<Vec<NoticeSpec>, String> {
-    let Value::Array(items) = v else {
-        return Err("expected an array of {\"has\": [...], \"equals\": {...}} rules".into());
-    };
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(n, item)| {
-            let Value::Object(mut rule) = item else {
-                return Err(format!("rule {n}: expected an object"));
-            };
-            let spec = PatternSpec::take(&mut rule).map_err(|e| format!("rule {n}: {e}"))?;
-            if let Some(k) = rule.keys().next() {
-                return Err(format!(
-                    "rule {n}: unknown key \"{k}\" (known: has, equals)"
-                ));
-            }
-            Ok(spec)
-        })
-        .collect()
+    PatternSpec::parse_list(v)
 }
 
 /// The rules with their pointers resolved; any match counts.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ReconnectOn {
-    rules: Vec<Pattern>,
+    rules: AnyPattern,
 }
 
 impl ReconnectOn {
     /// Resolves the rules' pointers, adding them to `ptrs`.
     pub(crate) fn new(specs: &[NoticeSpec], ptrs: &mut Pointers) -> Result<ReconnectOn, String> {
-        let rules = specs
-            .iter()
-            .map(|s| s.resolve(ptrs))
-            .collect::<Result<_, _>>()?;
-        Ok(ReconnectOn { rules })
+        Ok(ReconnectOn {
+            rules: AnyPattern::new(specs, ptrs)?,
+        })
     }
 
     /// Whether there are no rules (nothing to do per message).
@@ -60,7 +40,7 @@ impl ReconnectOn {
 
     /// Whether `msg`, whose pointer values the check put in `found`, is a notice.
     pub(crate) fn matches(&self, msg: &[u8], found: &[Option<Range<usize>>], escaped: u32) -> bool {
-        self.rules.iter().any(|r| r.matches(msg, found, escaped))
+        self.rules.matches(msg, found, escaped)
     }
 }
 
