@@ -111,20 +111,12 @@ impl Venue {
             if let Some(before) = self.notice_before {
                 if !noticed && age + before >= self.life {
                     noticed = true;
-                    let notice = r#"{"event":"notice","code":"64008","msg":"The connection will soon be closed for a service upgrade. Please reconnect.","connId":"a4d3ae55"}"#;
-                    if ws.write(Message::text(notice)).is_err() {
+                    if ws.write(Message::text(OKX_NOTICE)).is_err() {
                         return;
                     }
                 }
             }
-            let due = self.due(i);
-            while next < due {
-                if ws.write(Message::text(msg(next))).is_err() {
-                    return;
-                }
-                next += 1;
-            }
-            if ws.flush().is_err() {
+            if !send_due(&mut ws, &mut next, self.due(i)) {
                 return;
             }
             thread::sleep(Duration::from_millis(5));

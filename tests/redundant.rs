@@ -103,8 +103,7 @@ impl Venue {
         loop {
             if notices(self) > noticed {
                 noticed = notices(self);
-                let notice = r#"{"event":"notice","code":"64008","msg":"The connection will soon be closed for a service upgrade. Please reconnect."}"#;
-                if ws.write(Message::text(notice)).is_err() {
+                if ws.write(Message::text(OKX_NOTICE)).is_err() {
                     return;
                 }
             }
@@ -113,14 +112,7 @@ impl Venue {
                 reset(raw);
                 return;
             }
-            let due = self.due();
-            while next < due {
-                if ws.write(Message::text(msg(next))).is_err() {
-                    return;
-                }
-                next += 1;
-            }
-            if ws.flush().is_err() {
+            if !send_due(&mut ws, &mut next, self.due()) {
                 return;
             }
             thread::sleep(Duration::from_millis(5));

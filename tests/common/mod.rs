@@ -509,6 +509,21 @@ pub fn send_range<S: Read + Write>(ws: &mut WebSocket<S>, range: Range<u64>) {
     ws.flush().unwrap();
 }
 
+/// Sends messages `*next..due` and flushes, moving `*next` on; false once the client
+/// is gone.
+pub fn send_due<S: Read + Write>(ws: &mut WebSocket<S>, next: &mut u64, due: u64) -> bool {
+    while *next < due {
+        if ws.write(Message::text(msg(*next))).is_err() {
+            return false;
+        }
+        *next += 1;
+    }
+    ws.flush().is_ok()
+}
+
+/// OKX's notice of a coming close (its docs' shape: event `notice`, code 64008).
+pub const OKX_NOTICE: &str = r#"{"event":"notice","code":"64008","msg":"The connection will soon be closed for a service upgrade. Please reconnect.","connId":"a4d3ae55"}"#;
+
 /// Waits until the peer has acknowledged everything sent on `s` (nothing left in the
 /// send queue), so that a reset that follows cannot destroy data in flight.
 pub fn wait_acked(s: &TcpStream) {
