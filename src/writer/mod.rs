@@ -83,6 +83,10 @@ pub(crate) struct Writer<'a> {
     /// The clock's period of the last "clock is behind" warning.
     warned_behind: Option<u64>,
     errors: RateLimited,
+    /// Files given up on past the shutdown's deadline: nothing more is written to
+    /// them, so that a later, smaller batch that the disk still takes cannot leave a
+    /// hole before it (each file stays a prefix of what arrived).
+    given_up: Vec<Dest>,
 }
 
 impl<'a> Writer<'a> {
@@ -114,6 +118,7 @@ impl<'a> Writer<'a> {
             floor: 0,
             warned_behind: None,
             errors: RateLimited::new(Duration::from_secs(30)),
+            given_up: Vec::new(),
         }
     }
 
@@ -308,7 +313,10 @@ impl<'a> Writer<'a> {
         self.period = Some(period);
 
         for (dest, bytes, lines) in batch.runs() {
-            if !self.append(dest, bytes) {
+            if self.given_up.contains(&dest) || !self.append(dest, bytes) {
+                if !self.given_up.contains(&dest) {
+                    self.given_up.push(dest);
+                }
                 // Reported once, with the total, when the process ends.
                 self.stats.add(Count::LostAtShutdownLines, lines as u64);
                 self.stats
