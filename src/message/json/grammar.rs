@@ -153,17 +153,18 @@ enum Member {
 /// [`scan::Window`] of the 32 bytes at its key's opening quote (`i`), and its value
 /// recorded for the pointers that end at it. The general path takes over where a
 /// member is not in that shape ([`Member`]); on targets without the window, at once.
+///
+/// `TRACKED`: a pointer reaches this level ([`Track::reaches`]). That copy runs out of
+/// line ([`members_tracked`]), and goes on as the other once every pointer is found,
+/// so that the member loop of most objects has no pointer code in its registers.
 #[inline(always)]
-fn members<const SIMD: bool, const PLAIN: bool>(
+fn members<const SIMD: bool, const PLAIN: bool, const TRACKED: bool>(
     s: &[u8],
     mut i: usize,
     depth: usize,
     track: &mut Track,
     found: &mut [Option<Range<usize>>],
 ) -> Member {
-    // Whether any pointer reaches this level, asked once for the object's members
-    // (Track::key asks again: a member's record can end all tracking).
-    let mut tracked = track.reaches(depth);
     loop {
         let Some(w) = s.get(i..).and_then(<[u8]>::first_chunk::<32>) else {
             return Member::Key(i);
@@ -183,8 +184,8 @@ fn members<const SIMD: bool, const PLAIN: bool>(
         // (no vector register is live across the call then), or on leaving.
         macro_rules! want {
             () => {
-                if tracked {
-                    track.key(depth, s, i + 1..i + k, false)
+                if TRACKED {
+                    track.member_key(depth, s, i + 1, k - 1, w)
                 } else {
                     0
                 }
@@ -250,15 +251,30 @@ fn members<const SIMD: bool, const PLAIN: bool>(
         let want = want!();
         if want != 0 {
             record(found, track, want, i + v..i + end);
-            tracked = track.reaches(depth);
         }
         // The next member at once: `,"` as one 16-bit compare.
         if end < 31 && u16::from_le_bytes([w[end], w[end + 1]]) == u16::from_le_bytes(*b",\"") {
             i += end + 1;
+            if TRACKED && !track.reaches(depth) {
+                // Every pointer has its value: the rest without tracking.
+                return members::<SIMD, PLAIN, false>(s, i, depth, track, found);
+            }
             continue;
         }
         return Member::After(i + end);
     }
+}
+
+/// [`members`] at a level a pointer reaches, out of line.
+#[inline(never)]
+fn members_tracked<const SIMD: bool, const PLAIN: bool>(
+    s: &[u8],
+    i: usize,
+    depth: usize,
+    track: &mut Track,
+    found: &mut [Option<Range<usize>>],
+) -> Member {
+    members::<SIMD, PLAIN, true>(s, i, depth, track, found)
 }
 
 /// Parses one complete JSON document, iteratively, with a bit stack of containers
@@ -335,7 +351,12 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
     // loop (`$value`, its label) takes over.
     macro_rules! members {
         ($value:lifetime, $after:expr) => {
-            match members::<SIMD, PLAIN>(s, i, depth, track, found) {
+            let member = if scan::windows::<SIMD>() && track.reaches(depth) {
+                members_tracked::<SIMD, PLAIN>(s, i, depth, track, found)
+            } else {
+                members::<SIMD, PLAIN, false>(s, i, depth, track, found)
+            };
+            match member {
                 Member::After(end) => {
                     i = end;
                     $after

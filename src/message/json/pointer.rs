@@ -36,6 +36,11 @@ pub struct Pointers {
     /// is at most [`WORD_KEY`] bytes long: a key of the same length is compared in one
     /// compare, not a call to memcmp.
     words: Box<[[u128; MAX_POINTERS]; MAX_POINTER_DEPTH]>,
+    /// `short[level][p]`: pointer p's key at `level` when it is 1 to 8 bytes long,
+    /// in the top bytes of a little-endian `u64` (shifted left by `64 - 8 * len`): a
+    /// member read from a window compares its key with one shift and one compare,
+    /// inline ([`Track::member_key`]).
+    short: Box<[[u64; MAX_POINTERS]; MAX_POINTER_DEPTH]>,
     /// Mask of every pointer.
     all: u32,
     /// Bit p set in `ends_at[d]` when pointer p has d segments.
@@ -58,6 +63,7 @@ impl Default for Pointers {
             by_len: Box::new([[0; LONG_KEY + 1]; MAX_POINTER_DEPTH]),
             by_index: Box::new([[0; LAST_INDEX + 1]; MAX_POINTER_DEPTH]),
             words: Box::new([[0; MAX_POINTERS]; MAX_POINTER_DEPTH]),
+            short: Box::new([[0; MAX_POINTERS]; MAX_POINTER_DEPTH]),
             all: 0,
             ends_at: [0; MAX_POINTER_DEPTH + 1],
             depth: 0,
@@ -103,6 +109,10 @@ impl Pointers {
                 let mut w = [0; WORD_KEY];
                 w[..seg.key.len()].copy_from_slice(&seg.key);
                 self.words[level][i] = u128::from_le_bytes(w);
+                if (1..=8).contains(&seg.key.len()) {
+                    self.short[level][i] =
+                        u64::from_le_bytes(w[..8].try_into().unwrap()) << (64 - 8 * seg.key.len());
+                }
             }
             if let Some(n) = seg.index {
                 self.by_index[level][(n as usize).min(LAST_INDEX)] |= 1 << i;
@@ -234,6 +244,47 @@ impl<'p> Track<'p> {
             return 0;
         }
         self.key_at(depth, s, key, escaped)
+    }
+
+    /// [`Track::key`] for a member's plain key read from a window at a level a pointer
+    /// reaches (the caller knows: [`Track::reaches`]): `w` is the window, the key's
+    /// opening quote its first byte. A key with one candidate of its length, of 1
+    /// to 8 bytes, is compared inline with one shift and one compare; the rest, by
+    /// [`Track::key_at`].
+    #[inline(always)]
+    pub(super) fn member_key(
+        &mut self,
+        depth: usize,
+        s: &[u8],
+        start: usize,
+        len: usize,
+        w: &[u8; 32],
+    ) -> u32 {
+        let level = depth - 1;
+        if level >= MAX_POINTER_DEPTH {
+            // Not reached: a tracked level is at most the longest pointer's. (One test
+            // for the tables' bounds below.)
+            return 0;
+        }
+        let same_len = self.live[level] & self.ptrs.by_len[level][len.min(LONG_KEY)];
+        if same_len == 0 {
+            // Also for the levels below: what an earlier sibling left there is stale.
+            self.live[depth] = 0;
+            return 0;
+        }
+        if same_len & (same_len - 1) == 0 && len.wrapping_sub(1) < 8 {
+            let word = u64::from_le_bytes(w[1..9].try_into().unwrap());
+            let p = same_len.trailing_zeros() as usize;
+            // The bytes after the key leave at the top: the key's alone are compared.
+            let live = if word << (64 - 8 * len) == self.ptrs.short[level][p] {
+                same_len
+            } else {
+                0
+            };
+            self.live[depth] = live;
+            return live & self.ptrs.ends_at[depth] & !self.found_mask;
+        }
+        self.key_at(depth, s, start..start + len, false)
     }
 
     /// [`Track::key`] for a key that may match: `s[key]` is the key as written. Short
