@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use super::pointer::{Track, record};
+use super::pointer::{Track, record, record_member};
 use super::scan;
 
 /// Deepest nesting accepted: a bound on the check's state, not on real messages.
@@ -250,7 +250,7 @@ fn members<const SIMD: bool, const PLAIN: bool, const TRACKED: bool>(
         };
         let want = want!();
         if want != 0 {
-            record(found, track, want, i + v..i + end);
+            record_member(found, track, want, i + v..i + end);
         }
         // The next member at once: `,"` as one 16-bit compare.
         if end < 31 && u16::from_le_bytes([w[end], w[end + 1]]) == u16::from_le_bytes(*b",\"") {

@@ -398,6 +398,26 @@ impl<'p> Track<'p> {
     }
 }
 
+/// [`record`] in the tracked member loop, where `want` is most often one pointer: that
+/// one without a loop.
+#[inline(always)]
+pub(super) fn record_member(
+    found: &mut [Option<Range<usize>>],
+    track: &mut Track,
+    want: u32,
+    range: Range<usize>,
+) {
+    if want & (want - 1) == 0 {
+        found[want.trailing_zeros() as usize] = Some(range);
+        track.found_mask |= want;
+        if track.found_mask == track.ptrs.all {
+            track.depth = 0;
+        }
+    } else {
+        record(found, track, want, range);
+    }
+}
+
 /// Records `range` as the value of every pointer in `want`.
 #[inline]
 pub(super) fn record(
