@@ -9,9 +9,7 @@
 //! end at the next quote (`PLAIN`). Everything off the compact market-data path (white
 //! space, escapes, the message's last bytes) is out of line.
 
-use std::ops::Range;
-
-use super::pointer::{Track, record, record_member};
+use super::pointer::Track;
 use super::scan;
 
 /// Deepest nesting accepted: a bound on the check's state, not on real messages.
@@ -163,7 +161,6 @@ fn members<const SIMD: bool, const PLAIN: bool, const TRACKED: bool>(
     mut i: usize,
     depth: usize,
     track: &mut Track,
-    found: &mut [Option<Range<usize>>],
 ) -> Member {
     loop {
         let Some(w) = s.get(i..).and_then(<[u8]>::first_chunk::<32>) else {
@@ -208,7 +205,7 @@ fn members<const SIMD: bool, const PLAIN: bool, const TRACKED: bool>(
                 }
                 let want = want!();
                 if want != 0 {
-                    record(found, track, want, i + v..j + 1);
+                    track.record(want, i + v..j + 1);
                 }
                 return Member::After(j + 1);
             }
@@ -250,14 +247,14 @@ fn members<const SIMD: bool, const PLAIN: bool, const TRACKED: bool>(
         };
         let want = want!();
         if want != 0 {
-            record_member(found, track, want, i + v..i + end);
+            track.record_member(want, i + v..i + end);
         }
         // The next member at once: `,"` as one 16-bit compare.
         if end < 31 && u16::from_le_bytes([w[end], w[end + 1]]) == u16::from_le_bytes(*b",\"") {
             i += end + 1;
             if TRACKED && !track.reaches(depth) {
                 // Every pointer has its value: the rest without tracking.
-                return members::<SIMD, PLAIN, false>(s, i, depth, track, found);
+                return members::<SIMD, PLAIN, false>(s, i, depth, track);
             }
             continue;
         }
@@ -272,9 +269,8 @@ fn members_tracked<const SIMD: bool, const PLAIN: bool>(
     i: usize,
     depth: usize,
     track: &mut Track,
-    found: &mut [Option<Range<usize>>],
 ) -> Member {
-    members::<SIMD, PLAIN, true>(s, i, depth, track, found)
+    members::<SIMD, PLAIN, true>(s, i, depth, track)
 }
 
 /// Parses one complete JSON document, iteratively, with a bit stack of containers
@@ -291,7 +287,6 @@ fn members_tracked<const SIMD: bool, const PLAIN: bool>(
 pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
     s: &[u8],
     track: &mut Track,
-    found: &mut [Option<Range<usize>>],
 ) -> Option<bool> {
     let mut multiline = false;
     // The byte at `$i`, after any white space there (one load and one compare when
@@ -352,9 +347,9 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
     macro_rules! members {
         ($value:lifetime, $after:expr) => {
             let member = if scan::windows::<SIMD>() && track.reaches(depth) {
-                members_tracked::<SIMD, PLAIN>(s, i, depth, track, found)
+                members_tracked::<SIMD, PLAIN>(s, i, depth, track)
             } else {
-                members::<SIMD, PLAIN, false>(s, i, depth, track, found)
+                members::<SIMD, PLAIN, false>(s, i, depth, track)
             };
             match member {
                 Member::After(end) => {
@@ -380,7 +375,7 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
         if b == b'"' {
             let (end, escaped) = string::<SIMD, PLAIN>(s, i)?;
             if want != 0 {
-                record(found, track, want, i..end);
+                track.record(want, i..end);
                 if escaped {
                     track.escaped(want);
                 }
@@ -427,7 +422,7 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
                 literal(s, i, b)?
             };
             if want != 0 {
-                record(found, track, want, i..end);
+                track.record(want, i..end);
             }
             i = end;
             // Numbers one after another in an array no pointer reaches (prices,

@@ -78,13 +78,13 @@ fn check_scan<const SIMD: bool>(
     if msg.is_empty() {
         return Err(Reject::Empty);
     }
-    let mut track = Track::new(ptrs);
+    let mut track = Track::new(ptrs, found);
     // No backslash and no control byte anywhere (most market data): a copy of the
     // grammar whose string scans look for quotes alone.
     let doc = if scan::plain::<SIMD>(msg) {
-        grammar::document::<SIMD, true>(msg, &mut track, found)
+        grammar::document::<SIMD, true>(msg, &mut track)
     } else {
-        grammar::document::<SIMD, false>(msg, &mut track, found)
+        grammar::document::<SIMD, false>(msg, &mut track)
     };
     match doc {
         Some(multiline) => Ok(Valid {

@@ -189,8 +189,11 @@ impl Pointers {
 
 /// What the parser tracks for the pointers: the pointers still matching at each level,
 /// and the array index at each level.
-pub(super) struct Track<'p> {
+pub(super) struct Track<'p, 'f> {
     ptrs: &'p Pointers,
+    /// Where the values go ([`check_with`](super::check_with)'s `found`): here, not
+    /// in the grammar's registers, which have no use for it until a value is found.
+    found: &'f mut [Option<Range<usize>>],
     live: [u32; MAX_POINTER_DEPTH + 1],
     index: [u32; MAX_POINTER_DEPTH + 1],
     /// Pointers found so far (the first value wins).
@@ -202,14 +205,15 @@ pub(super) struct Track<'p> {
     depth: usize,
 }
 
-impl<'p> Track<'p> {
+impl<'p, 'f> Track<'p, 'f> {
     /// Tracking for one message: every pointer is live at the root.
     #[inline(always)]
-    pub(super) fn new(ptrs: &'p Pointers) -> Self {
+    pub(super) fn new(ptrs: &'p Pointers, found: &'f mut [Option<Range<usize>>]) -> Self {
         let mut live = [0; MAX_POINTER_DEPTH + 1];
         live[0] = ptrs.all;
         Track {
             ptrs,
+            found,
             live,
             index: [0; MAX_POINTER_DEPTH + 1],
             found_mask: 0,
@@ -396,46 +400,36 @@ impl<'p> Track<'p> {
         }
         self.item(depth, self.index[depth] + 1)
     }
-}
 
-/// [`record`] in the tracked member loop, where `want` is most often one pointer: that
-/// one without a loop.
-#[inline(always)]
-pub(super) fn record_member(
-    found: &mut [Option<Range<usize>>],
-    track: &mut Track,
-    want: u32,
-    range: Range<usize>,
-) {
-    if want & (want - 1) == 0 {
-        found[want.trailing_zeros() as usize] = Some(range);
-        track.found_mask |= want;
-        if track.found_mask == track.ptrs.all {
-            track.depth = 0;
+    /// [`Track::record`] in the tracked member loop, where `want` is most often one
+    /// pointer: that one without a loop.
+    #[inline(always)]
+    pub(super) fn record_member(&mut self, want: u32, range: Range<usize>) {
+        if want & (want - 1) == 0 {
+            self.found[want.trailing_zeros() as usize] = Some(range);
+            self.found_mask |= want;
+            if self.found_mask == self.ptrs.all {
+                self.depth = 0;
+            }
+        } else {
+            self.record(want, range);
         }
-    } else {
-        record(found, track, want, range);
     }
-}
 
-/// Records `range` as the value of every pointer in `want`.
-#[inline]
-pub(super) fn record(
-    found: &mut [Option<Range<usize>>],
-    track: &mut Track,
-    want: u32,
-    range: Range<usize>,
-) {
-    let mut w = want;
-    while w != 0 {
-        let p = w.trailing_zeros() as usize;
-        w &= w - 1;
-        found[p] = Some(range.clone());
-    }
-    track.found_mask |= want;
-    if track.found_mask == track.ptrs.all {
-        // Every pointer has its value (the first wins): the rest of the message is
-        // checked as if there were none, at no level's cost.
-        track.depth = 0;
+    /// Records `range` as the value of every pointer in `want`.
+    #[inline]
+    pub(super) fn record(&mut self, want: u32, range: Range<usize>) {
+        let mut w = want;
+        while w != 0 {
+            let p = w.trailing_zeros() as usize;
+            w &= w - 1;
+            self.found[p] = Some(range.clone());
+        }
+        self.found_mask |= want;
+        if self.found_mask == self.ptrs.all {
+            // Every pointer has its value (the first wins): the rest of the message is
+            // checked as if there were none, at no level's cost.
+            self.depth = 0;
+        }
     }
 }
