@@ -653,3 +653,66 @@ fn deep_nesting_closes_each_container_with_its_own_kind() {
         }
     }
 }
+
+/// Keys of 1 to 9 bytes read from a member's window, against pointers of the same
+/// length (one candidate, compared inline; two, through `key_at`): near misses at each
+/// byte, prefixes and extensions before the key, at the top level and one below, and
+/// the value of the pointer against serde_json's, on each scan.
+#[test]
+fn short_keys_match_exactly_in_the_member_window() {
+    let mut cases = 0;
+    for len in 1..=9 {
+        let key = &"abcdefghi"[..len];
+        let mut misses: Vec<String> = (0..len)
+            .map(|at| {
+                let mut k = key.as_bytes().to_vec();
+                k[at] ^= 0x01;
+                String::from_utf8(k).unwrap()
+            })
+            .collect();
+        misses.push(key[..len - 1].to_string());
+        misses.push(format!("{key}x"));
+        let other = "z".repeat(len);
+        for ptrs_of in [
+            vec![format!("/{key}")],
+            vec![format!("/{other}"), format!("/{key}")],
+        ] {
+            for nested in [false, true] {
+                let mut ptrs = Pointers::default();
+                let wanted: Vec<String> = ptrs_of
+                    .iter()
+                    .map(|p| if nested { format!("/o{p}") } else { p.clone() })
+                    .collect();
+                for p in &wanted {
+                    ptrs.add(p).unwrap();
+                }
+                for first in 0..=misses.len() {
+                    let mut members: Vec<String> = misses
+                        .iter()
+                        .enumerate()
+                        .map(|(n, k)| format!("\"{k}\":{n}"))
+                        .collect();
+                    members.insert(first, format!("\"{key}\":\"hit\""));
+                    let body = format!("{{{}}}", members.join(","));
+                    let m = if nested {
+                        format!("{{\"o\":{body}}}")
+                    } else {
+                        body
+                    };
+                    let theirs: serde_json::Value = serde_json::from_str(&m).unwrap();
+                    for check in [check_scan::<true> as Check, check_scan::<false>] {
+                        let mut found = vec![None; ptrs.len()];
+                        check(m.as_bytes(), &ptrs, &mut found).unwrap();
+                        for (p, range) in wanted.iter().zip(&found) {
+                            let ours = range.clone().map(|r| &m.as_bytes()[r]);
+                            let want = theirs.pointer(p).map(|v| v.to_string());
+                            assert_eq!(ours, want.as_deref().map(str::as_bytes), "{p} in {m}");
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(cases > 500, "{cases} cases");
+}
