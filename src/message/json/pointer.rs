@@ -367,8 +367,14 @@ impl<'p, 'f> Track<'p, 'f> {
         if depth > self.depth {
             return 0;
         }
-        self.index[depth] = index;
         let level = depth - 1;
+        if self.live[level] == 0 {
+            // No pointer goes into this array (Kraken's, inside the objects its arrays
+            // hold): no item is a pointer's, and the index is never asked for.
+            self.live[depth] = 0;
+            return 0;
+        }
+        self.index[depth] = index;
         let mut live =
             self.live[level] & self.ptrs.by_index[level][(index as usize).min(LAST_INDEX)];
         if index as usize >= LAST_INDEX && live != 0 {

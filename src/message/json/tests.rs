@@ -716,3 +716,33 @@ fn short_keys_match_exactly_in_the_member_window() {
     }
     assert!(cases > 500, "{cases} cases");
 }
+
+/// What a pointer matched in one container does not leak into a later sibling's
+/// contents at the same depth, when the sibling itself matches no pointer (an array no
+/// index reaches, an object under a key no pointer has), on each scan.
+#[test]
+fn a_sibling_match_does_not_leak_into_the_next_container() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["/a/0/b", "/a/0/z"], r#"{"a":[{"b":1}],"c":[{"z":2}]}"#),
+        (&["/0/0/b", "/0/0/z"], r#"[[{"b":1}],[{"z":2}]]"#),
+        (&["/0/0/b", "/0/0/z"], r#"[[{"b":1}],{"0":{"z":2}}]"#),
+        (&["/a/k/b", "/a/k/z"], r#"{"a":{"k":{"b":1},"q":{"z":2}}}"#),
+        (&["/a/0/0", "/a/0/1"], r#"{"a":[[1],[3,4]],"c":[[5,6]]}"#),
+    ];
+    for (pointers, m) in cases {
+        let mut ptrs = Pointers::default();
+        for p in pointers {
+            ptrs.add(p).unwrap();
+        }
+        let theirs: serde_json::Value = serde_json::from_str(m).unwrap();
+        for check in [check_scan::<true> as Check, check_scan::<false>] {
+            let mut found = vec![None; ptrs.len()];
+            check(m.as_bytes(), &ptrs, &mut found).unwrap();
+            for (p, range) in pointers.iter().zip(&found) {
+                let ours = range.clone().map(|r| &m.as_bytes()[r]);
+                let want = theirs.pointer(p).map(|v| v.to_string());
+                assert_eq!(ours, want.as_deref().map(str::as_bytes), "{p} in {m}");
+            }
+        }
+    }
+}
