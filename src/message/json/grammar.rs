@@ -177,15 +177,16 @@ fn members<const SIMD: bool, const PLAIN: bool, const TRACKED: bool>(
             return Member::Key(i);
         }
         let v = k + 2;
-        // The pointers that end at this member's value: asked once the value is read
-        // (no vector register is live across the call then), or on leaving.
+        // The pointers that end at this member's value, asked here, in one place (the
+        // tracked copy is out of line: its registers are its own).
+        let wanted = if TRACKED {
+            track.member_key(depth, s, i + 1, k - 1, w)
+        } else {
+            0
+        };
         macro_rules! want {
             () => {
-                if TRACKED {
-                    track.member_key(depth, s, i + 1, k - 1, w)
-                } else {
-                    0
-                }
+                wanted
             };
         }
         // Strings first, told by the quote mask (a bit test in a register: a compare

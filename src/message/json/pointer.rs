@@ -288,6 +288,20 @@ impl<'p, 'f> Track<'p, 'f> {
             self.live[depth] = live;
             return live & self.ptrs.ends_at[depth] & !self.found_mask;
         }
+        if same_len & (same_len - 1) == 0 && len.wrapping_sub(9) < 8 {
+            // 9 to 16 bytes (Coinbase's `product_id`): two words, the second shifted.
+            let p = same_len.trailing_zeros() as usize;
+            let key = self.ptrs.words[level][p];
+            let lo = u64::from_le_bytes(w[1..9].try_into().unwrap());
+            let hi = u64::from_le_bytes(w[9..17].try_into().unwrap());
+            let live = if lo == key as u64 && (hi ^ (key >> 64) as u64) << (128 - 8 * len) == 0 {
+                same_len
+            } else {
+                0
+            };
+            self.live[depth] = live;
+            return live & self.ptrs.ends_at[depth] & !self.found_mask;
+        }
         self.key_at(depth, s, start..start + len, false)
     }
 

@@ -654,15 +654,15 @@ fn deep_nesting_closes_each_container_with_its_own_kind() {
     }
 }
 
-/// Keys of 1 to 9 bytes read from a member's window, against pointers of the same
-/// length (one candidate, compared inline; two, through `key_at`): near misses at each
+/// Keys of 1 to 17 bytes read from a member's window, against pointers of the same
+/// length (one candidate, compared inline up to 16 bytes; two, through `key_at`): near misses at each
 /// byte, prefixes and extensions before the key, at the top level and one below, and
 /// the value of the pointer against serde_json's, on each scan.
 #[test]
 fn short_keys_match_exactly_in_the_member_window() {
     let mut cases = 0;
-    for len in 1..=9 {
-        let key = &"abcdefghi"[..len];
+    for len in 1..=17 {
+        let key = &"abcdefghijklmnopq"[..len];
         let mut misses: Vec<String> = (0..len)
             .map(|at| {
                 let mut k = key.as_bytes().to_vec();
