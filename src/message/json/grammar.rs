@@ -184,11 +184,6 @@ fn members<const SIMD: bool, const PLAIN: bool, const TRACKED: bool>(
         } else {
             0
         };
-        macro_rules! want {
-            () => {
-                wanted
-            };
-        }
         // Strings first, told by the quote mask (a bit test in a register: a compare
         // of `w[v]` would be merged into the match below, which orders by value).
         let end = if m.quote >> v & 1 != 0 {
@@ -202,16 +197,15 @@ fn members<const SIMD: bool, const PLAIN: bool, const TRACKED: bool>(
                     scan::skip_plain::<SIMD>(s, i + 32)
                 };
                 if s.get(j) != Some(&b'"') {
-                    return Member::Value(i + v, want!());
+                    return Member::Value(i + v, wanted);
                 }
-                let want = want!();
-                if want != 0 {
-                    track.record(want, i + v..j + 1);
+                if wanted != 0 {
+                    track.record(wanted, i + v..j + 1);
                 }
                 return Member::After(j + 1);
             }
             if e >= special {
-                return Member::Value(i + v, want!());
+                return Member::Value(i + v, wanted);
             }
             e + 1
         } else {
@@ -221,34 +215,33 @@ fn members<const SIMD: bool, const PLAIN: bool, const TRACKED: bool>(
                     let e = match w[n] {
                         b'0' => n + 1,
                         b'1'..=b'9' => (!m.digit >> n).trailing_zeros() as usize + n,
-                        _ => return Member::Value(i + v, want!()),
+                        _ => return Member::Value(i + v, wanted),
                     };
                     if e >= 31 {
-                        return Member::Value(i + v, want!());
+                        return Member::Value(i + v, wanted);
                     }
                     let e = if w[e] == b'.' {
                         let f = (!m.digit >> (e + 1)).trailing_zeros() as usize + e + 1;
                         if f == e + 1 || f >= 32 {
-                            return Member::Value(i + v, want!());
+                            return Member::Value(i + v, wanted);
                         }
                         f
                     } else {
                         e
                     };
                     if w[e] | 0x20 == b'e' {
-                        return Member::Value(i + v, want!());
+                        return Member::Value(i + v, wanted);
                     }
                     e
                 }
                 b't' if v <= 28 && w[v..v + 4] == *b"true" => v + 4,
                 b'n' if v <= 28 && w[v..v + 4] == *b"null" => v + 4,
                 b'f' if v <= 27 && w[v + 1..v + 5] == *b"alse" => v + 5,
-                _ => return Member::Value(i + v, want!()),
+                _ => return Member::Value(i + v, wanted),
             }
         };
-        let want = want!();
-        if want != 0 {
-            track.record_member(want, i + v..i + end);
+        if wanted != 0 {
+            track.record_member(wanted, i + v..i + end);
         }
         // The next member at once: `,"` as one 16-bit compare.
         if end < 31 && u16::from_le_bytes([w[end], w[end + 1]]) == u16::from_le_bytes(*b",\"") {

@@ -252,9 +252,9 @@ impl<'p, 'f> Track<'p, 'f> {
 
     /// [`Track::key`] for a member's plain key read from a window at a level a pointer
     /// reaches (the caller knows: [`Track::reaches`]): `w` is the window, the key's
-    /// opening quote its first byte. A key with one candidate of its length, of 1
-    /// to 8 bytes, is compared inline with one shift and one compare; the rest, by
-    /// [`Track::key_at`].
+    /// opening quote its first byte. A key with one candidate of its length is
+    /// compared inline: of 1 to 8 bytes with one shift and one compare, of 9 to 16
+    /// with two; the rest, by [`Track::key_at`].
     #[inline(always)]
     pub(super) fn member_key(
         &mut self,
