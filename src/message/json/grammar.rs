@@ -9,9 +9,7 @@
 //! end at the next quote (`PLAIN`). Everything off the compact market-data path (white
 //! space, escapes, the message's last bytes) is out of line.
 
-use std::ops::Range;
-
-use super::pointer::{Track, record};
+use super::pointer::Track;
 use super::scan;
 
 /// Deepest nesting accepted: a bound on the check's state, not on real messages.
@@ -153,17 +151,17 @@ enum Member {
 /// [`scan::Window`] of the 32 bytes at its key's opening quote (`i`), and its value
 /// recorded for the pointers that end at it. The general path takes over where a
 /// member is not in that shape ([`Member`]); on targets without the window, at once.
+///
+/// `TRACKED`: a pointer reaches this level ([`Track::reaches`]). That copy runs out of
+/// line ([`members_tracked`]), and goes on as the other once every pointer is found,
+/// so that the member loop of most objects has no pointer code in its registers.
 #[inline(always)]
-fn members<const SIMD: bool, const PLAIN: bool>(
+fn members<const SIMD: bool, const PLAIN: bool, const TRACKED: bool>(
     s: &[u8],
     mut i: usize,
     depth: usize,
     track: &mut Track,
-    found: &mut [Option<Range<usize>>],
 ) -> Member {
-    // Whether any pointer reaches this level, asked once for the object's members
-    // (Track::key asks again: a member's record can end all tracking).
-    let mut tracked = track.reaches(depth);
     loop {
         let Some(w) = s.get(i..).and_then(<[u8]>::first_chunk::<32>) else {
             return Member::Key(i);
@@ -179,17 +177,13 @@ fn members<const SIMD: bool, const PLAIN: bool>(
             return Member::Key(i);
         }
         let v = k + 2;
-        // The pointers that end at this member's value: asked once the value is read
-        // (no vector register is live across the call then), or on leaving.
-        macro_rules! want {
-            () => {
-                if tracked {
-                    track.key(depth, s, i + 1..i + k, false)
-                } else {
-                    0
-                }
-            };
-        }
+        // The pointers that end at this member's value, asked here, in one place (the
+        // tracked copy is out of line: its registers are its own).
+        let wanted = if TRACKED {
+            track.member_key(depth, s, i + 1, k - 1, w)
+        } else {
+            0
+        };
         // Strings first, told by the quote mask (a bit test in a register: a compare
         // of `w[v]` would be merged into the match below, which orders by value).
         let end = if m.quote >> v & 1 != 0 {
@@ -203,16 +197,15 @@ fn members<const SIMD: bool, const PLAIN: bool>(
                     scan::skip_plain::<SIMD>(s, i + 32)
                 };
                 if s.get(j) != Some(&b'"') {
-                    return Member::Value(i + v, want!());
+                    return Member::Value(i + v, wanted);
                 }
-                let want = want!();
-                if want != 0 {
-                    record(found, track, want, i + v..j + 1);
+                if wanted != 0 {
+                    track.record(wanted, i + v..j + 1);
                 }
                 return Member::After(j + 1);
             }
             if e >= special {
-                return Member::Value(i + v, want!());
+                return Member::Value(i + v, wanted);
             }
             e + 1
         } else {
@@ -222,43 +215,56 @@ fn members<const SIMD: bool, const PLAIN: bool>(
                     let e = match w[n] {
                         b'0' => n + 1,
                         b'1'..=b'9' => (!m.digit >> n).trailing_zeros() as usize + n,
-                        _ => return Member::Value(i + v, want!()),
+                        _ => return Member::Value(i + v, wanted),
                     };
                     if e >= 31 {
-                        return Member::Value(i + v, want!());
+                        return Member::Value(i + v, wanted);
                     }
                     let e = if w[e] == b'.' {
                         let f = (!m.digit >> (e + 1)).trailing_zeros() as usize + e + 1;
                         if f == e + 1 || f >= 32 {
-                            return Member::Value(i + v, want!());
+                            return Member::Value(i + v, wanted);
                         }
                         f
                     } else {
                         e
                     };
                     if w[e] | 0x20 == b'e' {
-                        return Member::Value(i + v, want!());
+                        return Member::Value(i + v, wanted);
                     }
                     e
                 }
                 b't' if v <= 28 && w[v..v + 4] == *b"true" => v + 4,
                 b'n' if v <= 28 && w[v..v + 4] == *b"null" => v + 4,
                 b'f' if v <= 27 && w[v + 1..v + 5] == *b"alse" => v + 5,
-                _ => return Member::Value(i + v, want!()),
+                _ => return Member::Value(i + v, wanted),
             }
         };
-        let want = want!();
-        if want != 0 {
-            record(found, track, want, i + v..i + end);
-            tracked = track.reaches(depth);
+        if wanted != 0 {
+            track.record_member(wanted, i + v..i + end);
         }
         // The next member at once: `,"` as one 16-bit compare.
         if end < 31 && u16::from_le_bytes([w[end], w[end + 1]]) == u16::from_le_bytes(*b",\"") {
             i += end + 1;
+            if TRACKED && !track.reaches(depth) {
+                // Every pointer has its value: the rest without tracking.
+                return members::<SIMD, PLAIN, false>(s, i, depth, track);
+            }
             continue;
         }
         return Member::After(i + end);
     }
+}
+
+/// [`members`] at a level a pointer reaches, out of line.
+#[inline(never)]
+fn members_tracked<const SIMD: bool, const PLAIN: bool>(
+    s: &[u8],
+    i: usize,
+    depth: usize,
+    track: &mut Track,
+) -> Member {
+    members::<SIMD, PLAIN, true>(s, i, depth, track)
 }
 
 /// Parses one complete JSON document, iteratively, with a bit stack of containers
@@ -275,7 +281,6 @@ fn members<const SIMD: bool, const PLAIN: bool>(
 pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
     s: &[u8],
     track: &mut Track,
-    found: &mut [Option<Range<usize>>],
 ) -> Option<bool> {
     let mut multiline = false;
     // The byte at `$i`, after any white space there (one load and one compare when
@@ -335,7 +340,12 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
     // loop (`$value`, its label) takes over.
     macro_rules! members {
         ($value:lifetime, $after:expr) => {
-            match members::<SIMD, PLAIN>(s, i, depth, track, found) {
+            let member = if scan::windows::<SIMD>() && track.reaches(depth) {
+                members_tracked::<SIMD, PLAIN>(s, i, depth, track)
+            } else {
+                members::<SIMD, PLAIN, false>(s, i, depth, track)
+            };
+            match member {
                 Member::After(end) => {
                     i = end;
                     $after
@@ -359,7 +369,7 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
         if b == b'"' {
             let (end, escaped) = string::<SIMD, PLAIN>(s, i)?;
             if want != 0 {
-                record(found, track, want, i..end);
+                track.record(want, i..end);
                 if escaped {
                     track.escaped(want);
                 }
@@ -406,7 +416,7 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
                 literal(s, i, b)?
             };
             if want != 0 {
-                record(found, track, want, i..end);
+                track.record(want, i..end);
             }
             i = end;
             // Numbers one after another in an array no pointer reaches (prices,

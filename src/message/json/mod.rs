@@ -69,17 +69,22 @@ fn check_scan<const SIMD: bool>(
     found: &mut [Option<Range<usize>>],
 ) -> Result<Valid, Reject> {
     // Before any verdict: no caller can read the last message's values as this one's.
-    found.fill(None);
+    // (One pointer, the common routing case, is one store.)
+    match &mut *found {
+        [] => {}
+        [one] => *one = None,
+        all => all.fill(None),
+    }
     if msg.is_empty() {
         return Err(Reject::Empty);
     }
-    let mut track = Track::new(ptrs);
+    let mut track = Track::new(ptrs, found);
     // No backslash and no control byte anywhere (most market data): a copy of the
     // grammar whose string scans look for quotes alone.
     let doc = if scan::plain::<SIMD>(msg) {
-        grammar::document::<SIMD, true>(msg, &mut track, found)
+        grammar::document::<SIMD, true>(msg, &mut track)
     } else {
-        grammar::document::<SIMD, false>(msg, &mut track, found)
+        grammar::document::<SIMD, false>(msg, &mut track)
     };
     match doc {
         Some(multiline) => Ok(Valid {

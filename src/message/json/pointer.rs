@@ -36,6 +36,11 @@ pub struct Pointers {
     /// is at most [`WORD_KEY`] bytes long: a key of the same length is compared in one
     /// compare, not a call to memcmp.
     words: Box<[[u128; MAX_POINTERS]; MAX_POINTER_DEPTH]>,
+    /// `short[level][p]`: pointer p's key at `level` when it is 1 to 8 bytes long,
+    /// in the top bytes of a little-endian `u64` (shifted left by `64 - 8 * len`): a
+    /// member read from a window compares its key with one shift and one compare,
+    /// inline ([`Track::member_key`]).
+    short: Box<[[u64; MAX_POINTERS]; MAX_POINTER_DEPTH]>,
     /// Mask of every pointer.
     all: u32,
     /// Bit p set in `ends_at[d]` when pointer p has d segments.
@@ -58,6 +63,7 @@ impl Default for Pointers {
             by_len: Box::new([[0; LONG_KEY + 1]; MAX_POINTER_DEPTH]),
             by_index: Box::new([[0; LAST_INDEX + 1]; MAX_POINTER_DEPTH]),
             words: Box::new([[0; MAX_POINTERS]; MAX_POINTER_DEPTH]),
+            short: Box::new([[0; MAX_POINTERS]; MAX_POINTER_DEPTH]),
             all: 0,
             ends_at: [0; MAX_POINTER_DEPTH + 1],
             depth: 0,
@@ -103,6 +109,10 @@ impl Pointers {
                 let mut w = [0; WORD_KEY];
                 w[..seg.key.len()].copy_from_slice(&seg.key);
                 self.words[level][i] = u128::from_le_bytes(w);
+                if (1..=8).contains(&seg.key.len()) {
+                    self.short[level][i] =
+                        u64::from_le_bytes(w[..8].try_into().unwrap()) << (64 - 8 * seg.key.len());
+                }
             }
             if let Some(n) = seg.index {
                 self.by_index[level][(n as usize).min(LAST_INDEX)] |= 1 << i;
@@ -179,8 +189,11 @@ impl Pointers {
 
 /// What the parser tracks for the pointers: the pointers still matching at each level,
 /// and the array index at each level.
-pub(super) struct Track<'p> {
+pub(super) struct Track<'p, 'f> {
     ptrs: &'p Pointers,
+    /// Where the values go ([`check_with`](super::check_with)'s `found`): here, not
+    /// in the grammar's registers, which have no use for it until a value is found.
+    found: &'f mut [Option<Range<usize>>],
     live: [u32; MAX_POINTER_DEPTH + 1],
     index: [u32; MAX_POINTER_DEPTH + 1],
     /// Pointers found so far (the first value wins).
@@ -192,14 +205,15 @@ pub(super) struct Track<'p> {
     depth: usize,
 }
 
-impl<'p> Track<'p> {
+impl<'p, 'f> Track<'p, 'f> {
     /// Tracking for one message: every pointer is live at the root.
     #[inline(always)]
-    pub(super) fn new(ptrs: &'p Pointers) -> Self {
+    pub(super) fn new(ptrs: &'p Pointers, found: &'f mut [Option<Range<usize>>]) -> Self {
         let mut live = [0; MAX_POINTER_DEPTH + 1];
         live[0] = ptrs.all;
         Track {
             ptrs,
+            found,
             live,
             index: [0; MAX_POINTER_DEPTH + 1],
             found_mask: 0,
@@ -234,6 +248,61 @@ impl<'p> Track<'p> {
             return 0;
         }
         self.key_at(depth, s, key, escaped)
+    }
+
+    /// [`Track::key`] for a member's plain key read from a window at a level a pointer
+    /// reaches (the caller knows: [`Track::reaches`]): `w` is the window, the key's
+    /// opening quote its first byte. A key with one candidate of its length is
+    /// compared inline: of 1 to 8 bytes with one shift and one compare, of 9 to 16
+    /// with two; the rest, by [`Track::key_at`].
+    #[inline(always)]
+    pub(super) fn member_key(
+        &mut self,
+        depth: usize,
+        s: &[u8],
+        start: usize,
+        len: usize,
+        w: &[u8; 32],
+    ) -> u32 {
+        let level = depth - 1;
+        if level >= MAX_POINTER_DEPTH {
+            // Not reached: a tracked level is at most the longest pointer's. (One test
+            // for the tables' bounds below.)
+            return 0;
+        }
+        let same_len = self.live[level] & self.ptrs.by_len[level][len.min(LONG_KEY)];
+        if same_len == 0 {
+            // Also for the levels below: what an earlier sibling left there is stale.
+            self.live[depth] = 0;
+            return 0;
+        }
+        if same_len & (same_len - 1) == 0 && len.wrapping_sub(1) < 8 {
+            let word = u64::from_le_bytes(w[1..9].try_into().unwrap());
+            let p = same_len.trailing_zeros() as usize;
+            // The bytes after the key leave at the top: the key's alone are compared.
+            let live = if word << (64 - 8 * len) == self.ptrs.short[level][p] {
+                same_len
+            } else {
+                0
+            };
+            self.live[depth] = live;
+            return live & self.ptrs.ends_at[depth] & !self.found_mask;
+        }
+        if same_len & (same_len - 1) == 0 && len.wrapping_sub(9) < 8 {
+            // 9 to 16 bytes (Coinbase's `product_id`): two words, the second shifted.
+            let p = same_len.trailing_zeros() as usize;
+            let key = self.ptrs.words[level][p];
+            let lo = u64::from_le_bytes(w[1..9].try_into().unwrap());
+            let hi = u64::from_le_bytes(w[9..17].try_into().unwrap());
+            let live = if lo == key as u64 && (hi ^ (key >> 64) as u64) << (128 - 8 * len) == 0 {
+                same_len
+            } else {
+                0
+            };
+            self.live[depth] = live;
+            return live & self.ptrs.ends_at[depth] & !self.found_mask;
+        }
+        self.key_at(depth, s, start..start + len, false)
     }
 
     /// [`Track::key`] for a key that may match: `s[key]` is the key as written. Short
@@ -312,8 +381,14 @@ impl<'p> Track<'p> {
         if depth > self.depth {
             return 0;
         }
-        self.index[depth] = index;
         let level = depth - 1;
+        if self.live[level] == 0 {
+            // No pointer goes into this array (Kraken's, inside the objects its arrays
+            // hold): no item is a pointer's, and the index is never asked for.
+            self.live[depth] = 0;
+            return 0;
+        }
+        self.index[depth] = index;
         let mut live =
             self.live[level] & self.ptrs.by_index[level][(index as usize).min(LAST_INDEX)];
         if index as usize >= LAST_INDEX && live != 0 {
@@ -345,26 +420,36 @@ impl<'p> Track<'p> {
         }
         self.item(depth, self.index[depth] + 1)
     }
-}
 
-/// Records `range` as the value of every pointer in `want`.
-#[inline]
-pub(super) fn record(
-    found: &mut [Option<Range<usize>>],
-    track: &mut Track,
-    want: u32,
-    range: Range<usize>,
-) {
-    let mut w = want;
-    while w != 0 {
-        let p = w.trailing_zeros() as usize;
-        w &= w - 1;
-        found[p] = Some(range.clone());
+    /// [`Track::record`] in the tracked member loop, where `want` is most often one
+    /// pointer: that one without a loop.
+    #[inline(always)]
+    pub(super) fn record_member(&mut self, want: u32, range: Range<usize>) {
+        if want & (want - 1) == 0 {
+            self.found[want.trailing_zeros() as usize] = Some(range);
+            self.found_mask |= want;
+            if self.found_mask == self.ptrs.all {
+                self.depth = 0;
+            }
+        } else {
+            self.record(want, range);
+        }
     }
-    track.found_mask |= want;
-    if track.found_mask == track.ptrs.all {
-        // Every pointer has its value (the first wins): the rest of the message is
-        // checked as if there were none, at no level's cost.
-        track.depth = 0;
+
+    /// Records `range` as the value of every pointer in `want`.
+    #[inline]
+    pub(super) fn record(&mut self, want: u32, range: Range<usize>) {
+        let mut w = want;
+        while w != 0 {
+            let p = w.trailing_zeros() as usize;
+            w &= w - 1;
+            self.found[p] = Some(range.clone());
+        }
+        self.found_mask |= want;
+        if self.found_mask == self.ptrs.all {
+            // Every pointer has its value (the first wins): the rest of the message is
+            // checked as if there were none, at no level's cost.
+            self.depth = 0;
+        }
     }
 }

@@ -174,6 +174,12 @@ pub(super) struct Window {
     pub(super) digit: u32,
 }
 
+/// Whether [`window`] reads windows here (x86_64 with `SIMD`).
+#[inline(always)]
+pub(super) const fn windows<const SIMD: bool>() -> bool {
+    cfg!(target_arch = "x86_64") && SIMD
+}
+
 /// The [`Window`] of the 32 bytes `w`, on x86_64 with `SIMD` (two SSE2 loads); `None`
 /// elsewhere (the grammar then takes its general path, which is complete on its own).
 /// `plain`: the message holds no backslash and no control byte ([`plain`]), so

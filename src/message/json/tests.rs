@@ -653,3 +653,96 @@ fn deep_nesting_closes_each_container_with_its_own_kind() {
         }
     }
 }
+
+/// Keys of 1 to 17 bytes read from a member's window, against pointers of the same
+/// length (one candidate, compared inline up to 16 bytes; two, through `key_at`): near misses at each
+/// byte, prefixes and extensions before the key, at the top level and one below, and
+/// the value of the pointer against serde_json's, on each scan.
+#[test]
+fn short_keys_match_exactly_in_the_member_window() {
+    let mut cases = 0;
+    for len in 1..=17 {
+        let key = &"abcdefghijklmnopq"[..len];
+        let mut misses: Vec<String> = (0..len)
+            .map(|at| {
+                let mut k = key.as_bytes().to_vec();
+                k[at] ^= 0x01;
+                String::from_utf8(k).unwrap()
+            })
+            .collect();
+        misses.push(key[..len - 1].to_string());
+        misses.push(format!("{key}x"));
+        let other = "z".repeat(len);
+        for ptrs_of in [
+            vec![format!("/{key}")],
+            vec![format!("/{other}"), format!("/{key}")],
+        ] {
+            for nested in [false, true] {
+                let mut ptrs = Pointers::default();
+                let wanted: Vec<String> = ptrs_of
+                    .iter()
+                    .map(|p| if nested { format!("/o{p}") } else { p.clone() })
+                    .collect();
+                for p in &wanted {
+                    ptrs.add(p).unwrap();
+                }
+                for first in 0..=misses.len() {
+                    let mut members: Vec<String> = misses
+                        .iter()
+                        .enumerate()
+                        .map(|(n, k)| format!("\"{k}\":{n}"))
+                        .collect();
+                    members.insert(first, format!("\"{key}\":\"hit\""));
+                    let body = format!("{{{}}}", members.join(","));
+                    let m = if nested {
+                        format!("{{\"o\":{body}}}")
+                    } else {
+                        body
+                    };
+                    let theirs: serde_json::Value = serde_json::from_str(&m).unwrap();
+                    for check in [check_scan::<true> as Check, check_scan::<false>] {
+                        let mut found = vec![None; ptrs.len()];
+                        check(m.as_bytes(), &ptrs, &mut found).unwrap();
+                        for (p, range) in wanted.iter().zip(&found) {
+                            let ours = range.clone().map(|r| &m.as_bytes()[r]);
+                            let want = theirs.pointer(p).map(|v| v.to_string());
+                            assert_eq!(ours, want.as_deref().map(str::as_bytes), "{p} in {m}");
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(cases > 500, "{cases} cases");
+}
+
+/// What a pointer matched in one container does not leak into a later sibling's
+/// contents at the same depth, when the sibling itself matches no pointer (an array no
+/// index reaches, an object under a key no pointer has), on each scan.
+#[test]
+fn a_sibling_match_does_not_leak_into_the_next_container() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["/a/0/b", "/a/0/z"], r#"{"a":[{"b":1}],"c":[{"z":2}]}"#),
+        (&["/0/0/b", "/0/0/z"], r#"[[{"b":1}],[{"z":2}]]"#),
+        (&["/0/0/b", "/0/0/z"], r#"[[{"b":1}],{"0":{"z":2}}]"#),
+        (&["/a/k/b", "/a/k/z"], r#"{"a":{"k":{"b":1},"q":{"z":2}}}"#),
+        (&["/a/0/0", "/a/0/1"], r#"{"a":[[1],[3,4]],"c":[[5,6]]}"#),
+    ];
+    for (pointers, m) in cases {
+        let mut ptrs = Pointers::default();
+        for p in pointers {
+            ptrs.add(p).unwrap();
+        }
+        let theirs: serde_json::Value = serde_json::from_str(m).unwrap();
+        for check in [check_scan::<true> as Check, check_scan::<false>] {
+            let mut found = vec![None; ptrs.len()];
+            check(m.as_bytes(), &ptrs, &mut found).unwrap();
+            for (p, range) in pointers.iter().zip(&found) {
+                let ours = range.clone().map(|r| &m.as_bytes()[r]);
+                let want = theirs.pointer(p).map(|v| v.to_string());
+                assert_eq!(ours, want.as_deref().map(str::as_bytes), "{p} in {m}");
+            }
+        }
+    }
+}
