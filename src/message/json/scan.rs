@@ -1,6 +1,22 @@
 //! The scanning kernels: the loops that run over many bytes at once. The only
 //! `unsafe` code and the only `cfg(target_arch)` of the JSON check live here.
 
+/// The word of `s` at `a`, which the caller knows to be aligned, or `None` when it is
+/// not wholly inside `s`.
+#[inline(always)]
+fn aligned_word(s: &[u8], a: usize) -> Option<Word> {
+    debug_assert_eq!((s.as_ptr() as usize).wrapping_add(a) % size_of::<Word>(), 0);
+    if a + size_of::<Word>() > s.len() {
+        return None;
+    }
+    // SAFETY: `a + size_of::<Word>() <= s.len()`, and the caller's `a` makes
+    // `s.as_ptr() + a` a multiple of the word's size (checked in debug builds); every
+    // bit pattern is a valid Word.
+    Some(Word::from_le(unsafe {
+        s.as_ptr().add(a).cast::<Word>().read()
+    }))
+}
+
 /// Index of the first byte at or after `i` that may end a run of plain string bytes
 /// (a quote, a backslash or a control character), or the length (or, on the SWAR
 /// path, the start of the last few bytes, which the caller then takes one by one).
@@ -59,10 +75,11 @@ pub(super) fn plain<const SIMD: bool>(s: &[u8]) -> bool {
 /// Index of the first quote at or after `i`, or the length: [`skip_plain`] for a
 /// message that is [`plain`] (x86_64 with `SIMD` only).
 #[inline(always)]
-pub(super) fn skip_to_quote<const SIMD: bool>(s: &[u8], mut i: usize) -> usize {
+pub(super) fn skip_to_quote<const SIMD: bool>(s: &[u8], i: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     if SIMD {
         use std::arch::x86_64::*;
+        let mut i = i;
         while s.len() >= 16 && i <= s.len() - 16 {
             // SAFETY: SSE2 is part of the x86_64 baseline, and the 16 bytes read start
             // at `i` with `i + 16 <= s.len()` (an unaligned load is allowed).
@@ -138,12 +155,14 @@ fn skip_plain_end(s: &[u8], i: usize) -> usize {
     i + s[i..].iter().take_while(|&&b| PLAIN[b as usize]).count()
 }
 
-/// Words the SWAR scan works on.
+/// Words the SWAR scans work on.
 trait SwarWord: Copy {
     /// The high bit of each byte that is a quote, a backslash or a control byte. A
     /// flag can be spurious only in a byte above a genuine one, so the lowest flag is
     /// always exact.
     fn special(self) -> Self;
+    /// The high bit of each byte that is not an ASCII digit; the lowest flag is exact.
+    fn nondigit(self) -> Self;
 }
 
 macro_rules! swar_word {
@@ -153,15 +172,45 @@ macro_rules! swar_word {
             fn special(self) -> $t {
                 const LO: $t = <$t>::MAX / 0xff;
                 const HI: $t = LO << 7;
-                let zero_in = |v: $t| v.wrapping_sub(LO) & !v & HI;
-                let control = self.wrapping_sub(LO * 0x20) & !self & HI;
-                zero_in(self ^ (LO * b'"' as $t)) | zero_in(self ^ (LO * b'\\' as $t)) | control
+                // A byte's `x - 1` (x = the byte xor a quote, or a backslash) or `b -
+                // 0x20` has its high bit set when it borrowed, or when the byte's own
+                // high bit is set, the same bit in all three: cleared once, by `!self`.
+                let quote = (self ^ LO * b'"' as $t).wrapping_sub(LO);
+                let backslash = (self ^ LO * b'\\' as $t).wrapping_sub(LO);
+                let control = self.wrapping_sub(LO * 0x20);
+                (quote | backslash | control) & !self & HI
+            }
+            #[inline(always)]
+            fn nondigit(self) -> $t {
+                const LO: $t = <$t>::MAX / 0xff;
+                const HI: $t = LO << 7;
+                // Below '0': `b - 0x30` borrows; above '9': `b + 0x46` reaches 0x80; a
+                // carry or borrow leaves only a flagged byte.
+                (self.wrapping_add(LO * 0x46) | self.wrapping_sub(LO * b'0' as $t) | self) & HI
             }
         }
     };
 }
 swar_word!(u64);
 swar_word!(u32);
+
+/// The aligned word of `s` that holds byte `i`: its first index and its value, or
+/// `None` when that word is not wholly inside `s` (the message's first and last few
+/// bytes). ARMv6 (the Pi Zero) has strict alignment: an unaligned word would be
+/// assembled from byte loads.
+#[inline(always)]
+fn word_at(s: &[u8], i: usize) -> Option<(usize, Word)> {
+    let a = i.checked_sub((s.as_ptr() as usize).wrapping_add(i) % size_of::<Word>())?;
+    if a + size_of::<Word>() > s.len() {
+        return None;
+    }
+    // SAFETY: `a + size_of::<Word>() <= s.len()`, and `s.as_ptr() + a` is a multiple
+    // of the word's size, its alignment; every bit pattern is a valid Word.
+    Some((
+        a,
+        Word::from_le(unsafe { s.as_ptr().add(a).cast::<Word>().read() }),
+    ))
+}
 
 /// Masks of the 32 bytes of a message from one index: bit k stands for byte k.
 #[derive(Clone, Copy)]
@@ -249,9 +298,68 @@ pub(super) fn digits<const SIMD: bool>(s: &[u8], mut i: usize) -> usize {
                 return i;
             }
         }
+        while matches!(s.get(i), Some(b'0'..=b'9')) {
+            i += 1;
+        }
+        return i;
     }
+    digits_swar(s, i)
+}
+
+/// [`digits`] as ARM runs it: the first 16 bytes one by one, unrolled (timestamps and
+/// ids are 10-20 digits, prices fewer), then by aligned words (SWAR), out of line.
+#[inline(always)]
+fn digits_swar(s: &[u8], i: usize) -> usize {
+    let Some(first) = s.get(i..).and_then(<[u8]>::first_chunk::<16>) else {
+        return digits_bytes(s, i);
+    };
+    for (k, b) in first.iter().enumerate() {
+        if !b.is_ascii_digit() {
+            return i + k;
+        }
+    }
+    digits_long(s, i + 16)
+}
+
+/// [`digits_swar`] after the first 16 bytes.
+#[inline(never)]
+fn digits_long(s: &[u8], i: usize) -> usize {
+    let Some((a, w)) = word_at(s, i) else {
+        return digits_bytes(s, i);
+    };
+    // The bytes before `i` shifted out; the zero bytes shifted in are not digits, so
+    // a flag there only says that the word ends in digits.
+    let m = SwarWord::nondigit(w >> (8 * (i - a)));
+    let end = i + (m.trailing_zeros() / 8) as usize;
+    if end < a + size_of::<Word>() {
+        return end;
+    }
+    digits_words(s, a + size_of::<Word>())
+}
+
+/// [`digits_long`] from the aligned index `a`.
+#[inline(always)]
+fn digits_words(s: &[u8], mut a: usize) -> usize {
+    while let Some(w) = aligned_word(s, a) {
+        let m = SwarWord::nondigit(w);
+        if m != 0 {
+            return a + (m.trailing_zeros() / 8) as usize;
+        }
+        a += size_of::<Word>();
+    }
+    digits_bytes(s, a)
+}
+
+/// [`digits_swar`] one byte at a time, up to the first aligned word wholly inside `s`.
+#[inline(never)]
+fn digits_bytes(s: &[u8], mut i: usize) -> usize {
     while matches!(s.get(i), Some(b'0'..=b'9')) {
         i += 1;
+        if (s.as_ptr() as usize).wrapping_add(i) % size_of::<Word>() == 0
+            && i + size_of::<Word>() <= s.len()
+        {
+            return digits_swar(s, i);
+        }
     }
     i
 }
@@ -270,45 +378,79 @@ static PLAIN: [bool; 256] = {
     t
 };
 
-/// The portable scan (ARM's): the first 8 bytes one by one (most strings end there),
-/// then up to a word boundary, then a word (8 bytes; 4 on 32-bit targets) at a time
-/// with integer arithmetic (SWAR), then the last bytes one by one; returns the index
-/// of the first quote, backslash or control byte, or the length. Aligned words,
-/// because ARMv6 (the Pi Zero) has strict alignment: there an unaligned word is
-/// assembled from byte loads.
+/// The portable scan (ARM's): the first 16 bytes one by one, unrolled (most strings,
+/// keys, symbols, sides, prices, end there: four instructions a byte on ARMv6, where a
+/// word costs 15 and the alignment wastes some), then a word (8 bytes; 4 on 32-bit
+/// targets) at a time with integer arithmetic (SWAR), aligned words only, from the one
+/// that holds the next byte (its bytes before that made plain); the message's last few
+/// bytes one by one. Returns the index of the first quote, backslash or control byte
+/// at or after `i`, or the length.
 #[inline(always)]
-pub(super) fn skip_plain_swar(s: &[u8], mut i: usize) -> usize {
-    // Most strings (keys, symbols, sides) end within a few bytes: bytes first.
-    let Some(first) = s.get(i..(i + 8).min(s.len())) else {
-        return i;
+pub(super) fn skip_plain_swar(s: &[u8], i: usize) -> usize {
+    let Some(first) = s.get(i..).and_then(<[u8]>::first_chunk::<16>) else {
+        return skip_plain_bytes(s, i);
     };
-    for &b in first {
+    for (k, &b) in first.iter().enumerate() {
         if !PLAIN[b as usize] {
-            return i;
+            return i + k;
         }
-        i += 1;
     }
-    let rest = &s[i..];
-    // SAFETY: every bit pattern is a valid Word; align_to only splits the slice.
-    let (head, words, tail) = unsafe { rest.align_to::<Word>() };
-    for &b in head {
-        if !PLAIN[b as usize] {
-            return i;
+    skip_plain_long(s, i + 16)
+}
+
+/// [`skip_plain_swar`] after the first 16 bytes, out of line: the loop keeps its
+/// constants in registers.
+#[inline(never)]
+fn skip_plain_long(s: &[u8], i: usize) -> usize {
+    /// Bytes set to 0x60 in a word's first `k` bytes: whatever they were, a byte
+    /// OR 0x60 is neither a quote, a backslash nor a control byte, and the scan's
+    /// arithmetic carries nothing out of it.
+    const FILL: [Word; size_of::<Word>()] = {
+        let mut t = [0; size_of::<Word>()];
+        let mut k = 1;
+        while k < t.len() {
+            t[k] = t[k - 1] | 0x60 << (8 * (k - 1));
+            k += 1;
         }
-        i += 1;
+        t
+    };
+    let Some((a, w)) = word_at(s, i) else {
+        return skip_plain_bytes(s, i);
+    };
+    let m = SwarWord::special(w | FILL[i - a]);
+    if m != 0 {
+        return a + (m.trailing_zeros() / 8) as usize;
     }
-    for &w in words {
-        let m = SwarWord::special(Word::from_le(w));
+    skip_plain_words(s, a + size_of::<Word>())
+}
+
+/// [`skip_plain_long`] from the aligned index `a`.
+#[inline(always)]
+fn skip_plain_words(s: &[u8], mut a: usize) -> usize {
+    while let Some(w) = aligned_word(s, a) {
+        let m = SwarWord::special(w);
         if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
+            return a + (m.trailing_zeros() / 8) as usize;
         }
-        i += size_of::<Word>();
+        a += size_of::<Word>();
     }
-    for &b in tail {
+    skip_plain_bytes(s, a)
+}
+
+/// [`skip_plain_swar`] one byte at a time, up to the first aligned word wholly
+/// inside `s`.
+#[inline(never)]
+fn skip_plain_bytes(s: &[u8], mut i: usize) -> usize {
+    while let Some(&b) = s.get(i) {
         if !PLAIN[b as usize] {
             return i;
         }
         i += 1;
+        if (s.as_ptr() as usize).wrapping_add(i) % size_of::<Word>() == 0
+            && i + size_of::<Word>() <= s.len()
+        {
+            return skip_plain_swar(s, i);
+        }
     }
     i
 }
@@ -443,6 +585,47 @@ mod tests {
                             .iter()
                             .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn swar_scans_are_exact_from_every_index_at_every_alignment() {
+        // Bytes around each class's edges: specials, digits and their neighbours,
+        // high bytes, and the values the fill and the borrows could confuse.
+        let alphabet = [
+            b'"', b'\\', 0x00, 0x1f, b'\n', b' ', b'!', b'#', b'0', b'9', b'/', b':', b'1', b'5',
+            b'a', b'x', 0x5b, 0x5d, 0x60, 0x7f, 0x80, 0xa2, 0xb0, 0xba, 0xdc, 0xff,
+        ];
+        let mut state = 0x9e37_79b9_u32;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        for round in 0..400 {
+            let len = (next() % 48) as usize;
+            // Mostly plain or mostly digits, so that runs reach across words.
+            let dense = round % 3;
+            let mut buf = vec![0u8; len + 8];
+            for b in buf.iter_mut() {
+                let r = next();
+                *b = match (dense, r % 8) {
+                    (0, 0..=5) => b'q',
+                    (1, 0..=5) => b'0' + (r / 8 % 10) as u8,
+                    _ => alphabet[(r / 8) as usize % alphabet.len()],
+                };
+            }
+            for start in 0..8 {
+                let s = &buf[start..start + len];
+                for i in 0..=len {
+                    let plain = i + s[i..].iter().take_while(|&&b| PLAIN[b as usize]).count();
+                    assert_eq!(skip_plain_swar(s, i), plain, "{s:?} from {i}");
+                    let want = i + s[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+                    assert_eq!(digits_swar(s, i), want, "{s:?} from {i}");
+                    assert_eq!(digits::<true>(s, i), want, "{s:?} from {i}");
                 }
             }
         }
