@@ -1,6 +1,8 @@
 //! The scanning kernels: the loops that run over many bytes at once. The only
 //! `unsafe` code and the only `cfg(target_arch)` of the JSON check live here.
 
+use super::grammar::MAX_DEPTH;
+
 /// The word of `s` at `a`, which the caller knows to be aligned, or `None` when it is
 /// not wholly inside `s`.
 #[inline(always)]
@@ -289,9 +291,10 @@ fn digits_sse2(s: &[u8], i: usize) -> Option<usize> {
 /// Index of the first byte at or after `i` that is not an ASCII digit (or the length).
 /// Timestamps and ids are 10-20 digits: 16 at a time with SSE2 on x86_64.
 #[inline(always)]
-pub(super) fn digits<const SIMD: bool>(s: &[u8], mut i: usize) -> usize {
+pub(super) fn digits<const SIMD: bool>(s: &[u8], i: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     if SIMD {
+        let mut i = i;
         while let Some(n) = digits_sse2(s, i) {
             i += n;
             if n < 16 {
@@ -460,6 +463,44 @@ fn skip_plain_bytes(s: &[u8], mut i: usize) -> usize {
 type Word = u64;
 #[cfg(not(target_pointer_width = "64"))]
 type Word = u32;
+
+/// The grammar's bit stack of the containers deeper than the 64 it keeps in a register,
+/// as words indexed by `level / 64`: an array of zeros, which real messages never
+/// touch. On 32-bit ARM zeroing it was a call of `memset` per message (some 60
+/// instructions on ARMv6), so there it is made on the first write.
+#[cfg(not(target_arch = "arm"))]
+#[inline(always)]
+pub(super) fn deep_stack() -> [u64; MAX_DEPTH / 64] {
+    [0; MAX_DEPTH / 64]
+}
+
+/// [`deep_stack`] on 32-bit ARM: reads as zeros until written.
+#[cfg(target_arch = "arm")]
+#[inline(always)]
+pub(super) fn deep_stack() -> DeepStack {
+    DeepStack(None)
+}
+
+/// The bit stack of [`deep_stack`], made on the first write.
+#[cfg(target_arch = "arm")]
+pub(super) struct DeepStack(Option<[u64; MAX_DEPTH / 64]>);
+
+#[cfg(target_arch = "arm")]
+impl std::ops::Index<usize> for DeepStack {
+    type Output = u64;
+    #[inline(always)]
+    fn index(&self, word: usize) -> &u64 {
+        self.0.as_ref().map_or(&0, |stack| &stack[word])
+    }
+}
+
+#[cfg(target_arch = "arm")]
+impl std::ops::IndexMut<usize> for DeepStack {
+    #[inline(always)]
+    fn index_mut(&mut self, word: usize) -> &mut u64 {
+        &mut self.0.get_or_insert([0; MAX_DEPTH / 64])[word]
+    }
+}
 
 /// Appends `msg` to `out`, as `extend_from_slice` does. On 32-bit ARM a message of
 /// 16 bytes or more is copied a word at a time here instead: the static ARMv6 build's
