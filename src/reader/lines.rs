@@ -299,7 +299,7 @@ impl<'a> LineSink<'a> {
         if multiline {
             jsonline::compact_into(msg, data);
         } else {
-            data.extend_from_slice(msg);
+            jsonline::copy_into(msg, data);
         }
         if recv.is_some() {
             data.push(b'}');

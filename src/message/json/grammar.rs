@@ -302,7 +302,7 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
     // in a register (`kinds`, the innermost in bit 0), deeper ones in `stack`, which
     // real messages never reach.
     let mut kinds = 0u64;
-    let mut stack = [0u64; MAX_DEPTH / 64];
+    let mut stack = scan::deep_stack();
     let mut depth = 0usize;
     // The innermost container is an object (meaningless at depth 0).
     let mut in_object = false;

@@ -95,6 +95,13 @@ fn check_scan<const SIMD: bool>(
     }
 }
 
+/// Appends `msg` to `out` as it is (`extend_from_slice`, word by word on 32-bit ARM,
+/// whose libc copies a byte at a time).
+#[inline(always)]
+pub fn copy_into(msg: &[u8], out: &mut Vec<u8>) {
+    scan::copy_into(msg, out);
+}
+
 /// Appends `msg` (already checked) to `out` without white space outside strings.
 pub fn compact_into(msg: &[u8], out: &mut Vec<u8>) {
     let mut in_string = false;

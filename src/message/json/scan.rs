@@ -1,6 +1,24 @@
 //! The scanning kernels: the loops that run over many bytes at once. The only
 //! `unsafe` code and the only `cfg(target_arch)` of the JSON check live here.
 
+use super::grammar::MAX_DEPTH;
+
+/// The word of `s` at `a`, which the caller knows to be aligned, or `None` when it is
+/// not wholly inside `s`.
+#[inline(always)]
+fn aligned_word(s: &[u8], a: usize) -> Option<Word> {
+    debug_assert_eq!((s.as_ptr() as usize).wrapping_add(a) % size_of::<Word>(), 0);
+    if a + size_of::<Word>() > s.len() {
+        return None;
+    }
+    // SAFETY: `a + size_of::<Word>() <= s.len()`, and the caller's `a` makes
+    // `s.as_ptr() + a` a multiple of the word's size (checked in debug builds); every
+    // bit pattern is a valid Word.
+    Some(Word::from_le(unsafe {
+        s.as_ptr().add(a).cast::<Word>().read()
+    }))
+}
+
 /// Index of the first byte at or after `i` that may end a run of plain string bytes
 /// (a quote, a backslash or a control character), or the length (or, on the SWAR
 /// path, the start of the last few bytes, which the caller then takes one by one).
@@ -59,10 +77,11 @@ pub(super) fn plain<const SIMD: bool>(s: &[u8]) -> bool {
 /// Index of the first quote at or after `i`, or the length: [`skip_plain`] for a
 /// message that is [`plain`] (x86_64 with `SIMD` only).
 #[inline(always)]
-pub(super) fn skip_to_quote<const SIMD: bool>(s: &[u8], mut i: usize) -> usize {
+pub(super) fn skip_to_quote<const SIMD: bool>(s: &[u8], i: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     if SIMD {
         use std::arch::x86_64::*;
+        let mut i = i;
         while s.len() >= 16 && i <= s.len() - 16 {
             // SAFETY: SSE2 is part of the x86_64 baseline, and the 16 bytes read start
             // at `i` with `i + 16 <= s.len()` (an unaligned load is allowed).
@@ -138,12 +157,14 @@ fn skip_plain_end(s: &[u8], i: usize) -> usize {
     i + s[i..].iter().take_while(|&&b| PLAIN[b as usize]).count()
 }
 
-/// Words the SWAR scan works on.
+/// Words the SWAR scans work on.
 trait SwarWord: Copy {
     /// The high bit of each byte that is a quote, a backslash or a control byte. A
     /// flag can be spurious only in a byte above a genuine one, so the lowest flag is
     /// always exact.
     fn special(self) -> Self;
+    /// The high bit of each byte that is not an ASCII digit; the lowest flag is exact.
+    fn nondigit(self) -> Self;
 }
 
 macro_rules! swar_word {
@@ -153,15 +174,45 @@ macro_rules! swar_word {
             fn special(self) -> $t {
                 const LO: $t = <$t>::MAX / 0xff;
                 const HI: $t = LO << 7;
-                let zero_in = |v: $t| v.wrapping_sub(LO) & !v & HI;
-                let control = self.wrapping_sub(LO * 0x20) & !self & HI;
-                zero_in(self ^ (LO * b'"' as $t)) | zero_in(self ^ (LO * b'\\' as $t)) | control
+                // A byte's `x - 1` (x = the byte xor a quote, or a backslash) or `b -
+                // 0x20` has its high bit set when it borrowed, or when the byte's own
+                // high bit is set, the same bit in all three: cleared once, by `!self`.
+                let quote = (self ^ LO * b'"' as $t).wrapping_sub(LO);
+                let backslash = (self ^ LO * b'\\' as $t).wrapping_sub(LO);
+                let control = self.wrapping_sub(LO * 0x20);
+                (quote | backslash | control) & !self & HI
+            }
+            #[inline(always)]
+            fn nondigit(self) -> $t {
+                const LO: $t = <$t>::MAX / 0xff;
+                const HI: $t = LO << 7;
+                // Below '0': `b - 0x30` borrows; above '9': `b + 0x46` reaches 0x80; a
+                // carry or borrow leaves only a flagged byte.
+                (self.wrapping_add(LO * 0x46) | self.wrapping_sub(LO * b'0' as $t) | self) & HI
             }
         }
     };
 }
 swar_word!(u64);
 swar_word!(u32);
+
+/// The aligned word of `s` that holds byte `i`: its first index and its value, or
+/// `None` when that word is not wholly inside `s` (the message's first and last few
+/// bytes). ARMv6 (the Pi Zero) has strict alignment: an unaligned word would be
+/// assembled from byte loads.
+#[inline(always)]
+fn word_at(s: &[u8], i: usize) -> Option<(usize, Word)> {
+    let a = i.checked_sub((s.as_ptr() as usize).wrapping_add(i) % size_of::<Word>())?;
+    if a + size_of::<Word>() > s.len() {
+        return None;
+    }
+    // SAFETY: `a + size_of::<Word>() <= s.len()`, and `s.as_ptr() + a` is a multiple
+    // of the word's size, its alignment; every bit pattern is a valid Word.
+    Some((
+        a,
+        Word::from_le(unsafe { s.as_ptr().add(a).cast::<Word>().read() }),
+    ))
+}
 
 /// Masks of the 32 bytes of a message from one index: bit k stands for byte k.
 #[derive(Clone, Copy)]
@@ -246,18 +297,78 @@ fn digits_sse2(s: &[u8], i: usize) -> Option<usize> {
 /// Index of the first byte at or after `i` that is not an ASCII digit (or the length).
 /// Timestamps and ids are 10-20 digits: 16 at a time with SSE2 on x86_64.
 #[inline(always)]
-pub(super) fn digits<const SIMD: bool>(s: &[u8], mut i: usize) -> usize {
+pub(super) fn digits<const SIMD: bool>(s: &[u8], i: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     if SIMD {
+        let mut i = i;
         while let Some(n) = digits_sse2(s, i) {
             i += n;
             if n < 16 {
                 return i;
             }
         }
+        while matches!(s.get(i), Some(b'0'..=b'9')) {
+            i += 1;
+        }
+        return i;
     }
+    digits_swar(s, i)
+}
+
+/// [`digits`] as ARM runs it: the first 16 bytes one by one, unrolled (timestamps and
+/// ids are 10-20 digits, prices fewer), then by aligned words (SWAR), out of line.
+#[inline(always)]
+fn digits_swar(s: &[u8], i: usize) -> usize {
+    let Some(first) = s.get(i..).and_then(<[u8]>::first_chunk::<16>) else {
+        return digits_bytes(s, i);
+    };
+    for (k, b) in first.iter().enumerate() {
+        if !b.is_ascii_digit() {
+            return i + k;
+        }
+    }
+    digits_long(s, i + 16)
+}
+
+/// [`digits_swar`] after the first 16 bytes.
+#[inline(never)]
+fn digits_long(s: &[u8], i: usize) -> usize {
+    let Some((a, w)) = word_at(s, i) else {
+        return digits_bytes(s, i);
+    };
+    // The bytes before `i` shifted out; the zero bytes shifted in are not digits, so
+    // a flag there only says that the word ends in digits.
+    let m = SwarWord::nondigit(w >> (8 * (i - a)));
+    let end = i + (m.trailing_zeros() / 8) as usize;
+    if end < a + size_of::<Word>() {
+        return end;
+    }
+    digits_words(s, a + size_of::<Word>())
+}
+
+/// [`digits_long`] from the aligned index `a`.
+#[inline(always)]
+fn digits_words(s: &[u8], mut a: usize) -> usize {
+    while let Some(w) = aligned_word(s, a) {
+        let m = SwarWord::nondigit(w);
+        if m != 0 {
+            return a + (m.trailing_zeros() / 8) as usize;
+        }
+        a += size_of::<Word>();
+    }
+    digits_bytes(s, a)
+}
+
+/// [`digits_swar`] one byte at a time, up to the first aligned word wholly inside `s`.
+#[inline(never)]
+fn digits_bytes(s: &[u8], mut i: usize) -> usize {
     while matches!(s.get(i), Some(b'0'..=b'9')) {
         i += 1;
+        if (s.as_ptr() as usize).wrapping_add(i) % size_of::<Word>() == 0
+            && i + size_of::<Word>() <= s.len()
+        {
+            return digits_swar(s, i);
+        }
     }
     i
 }
@@ -276,45 +387,79 @@ static PLAIN: [bool; 256] = {
     t
 };
 
-/// The portable scan (ARM's): the first 8 bytes one by one (most strings end there),
-/// then up to a word boundary, then a word (8 bytes; 4 on 32-bit targets) at a time
-/// with integer arithmetic (SWAR), then the last bytes one by one; returns the index
-/// of the first quote, backslash or control byte, or the length. Aligned words,
-/// because ARMv6 (the Pi Zero) has strict alignment: there an unaligned word is
-/// assembled from byte loads.
+/// The portable scan (ARM's): the first 16 bytes one by one, unrolled (most strings,
+/// keys, symbols, sides, prices, end there: four instructions a byte on ARMv6, where a
+/// word costs 15 and the alignment wastes some), then a word (8 bytes; 4 on 32-bit
+/// targets) at a time with integer arithmetic (SWAR), aligned words only, from the one
+/// that holds the next byte (its bytes before that made plain); the message's last few
+/// bytes one by one. Returns the index of the first quote, backslash or control byte
+/// at or after `i`, or the length.
 #[inline(always)]
-pub(super) fn skip_plain_swar(s: &[u8], mut i: usize) -> usize {
-    // Most strings (keys, symbols, sides) end within a few bytes: bytes first.
-    let Some(first) = s.get(i..(i + 8).min(s.len())) else {
-        return i;
+pub(super) fn skip_plain_swar(s: &[u8], i: usize) -> usize {
+    let Some(first) = s.get(i..).and_then(<[u8]>::first_chunk::<16>) else {
+        return skip_plain_bytes(s, i);
     };
-    for &b in first {
+    for (k, &b) in first.iter().enumerate() {
         if !PLAIN[b as usize] {
-            return i;
+            return i + k;
         }
-        i += 1;
     }
-    let rest = &s[i..];
-    // SAFETY: every bit pattern is a valid Word; align_to only splits the slice.
-    let (head, words, tail) = unsafe { rest.align_to::<Word>() };
-    for &b in head {
-        if !PLAIN[b as usize] {
-            return i;
+    skip_plain_long(s, i + 16)
+}
+
+/// [`skip_plain_swar`] after the first 16 bytes, out of line: the loop keeps its
+/// constants in registers.
+#[inline(never)]
+fn skip_plain_long(s: &[u8], i: usize) -> usize {
+    /// Bytes set to 0x60 in a word's first `k` bytes: whatever they were, a byte
+    /// OR 0x60 is neither a quote, a backslash nor a control byte, and the scan's
+    /// arithmetic carries nothing out of it.
+    const FILL: [Word; size_of::<Word>()] = {
+        let mut t = [0; size_of::<Word>()];
+        let mut k = 1;
+        while k < t.len() {
+            t[k] = t[k - 1] | 0x60 << (8 * (k - 1));
+            k += 1;
         }
-        i += 1;
+        t
+    };
+    let Some((a, w)) = word_at(s, i) else {
+        return skip_plain_bytes(s, i);
+    };
+    let m = SwarWord::special(w | FILL[i - a]);
+    if m != 0 {
+        return a + (m.trailing_zeros() / 8) as usize;
     }
-    for &w in words {
-        let m = SwarWord::special(Word::from_le(w));
+    skip_plain_words(s, a + size_of::<Word>())
+}
+
+/// [`skip_plain_long`] from the aligned index `a`.
+#[inline(always)]
+fn skip_plain_words(s: &[u8], mut a: usize) -> usize {
+    while let Some(w) = aligned_word(s, a) {
+        let m = SwarWord::special(w);
         if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
+            return a + (m.trailing_zeros() / 8) as usize;
         }
-        i += size_of::<Word>();
+        a += size_of::<Word>();
     }
-    for &b in tail {
+    skip_plain_bytes(s, a)
+}
+
+/// [`skip_plain_swar`] one byte at a time, up to the first aligned word wholly
+/// inside `s`.
+#[inline(never)]
+fn skip_plain_bytes(s: &[u8], mut i: usize) -> usize {
+    while let Some(&b) = s.get(i) {
         if !PLAIN[b as usize] {
             return i;
         }
         i += 1;
+        if (s.as_ptr() as usize).wrapping_add(i) % size_of::<Word>() == 0
+            && i + size_of::<Word>() <= s.len()
+        {
+            return skip_plain_swar(s, i);
+        }
     }
     i
 }
@@ -324,6 +469,144 @@ pub(super) fn skip_plain_swar(s: &[u8], mut i: usize) -> usize {
 type Word = u64;
 #[cfg(not(target_pointer_width = "64"))]
 type Word = u32;
+
+/// The grammar's bit stack of the containers deeper than the 64 it keeps in a register,
+/// as words indexed by `level / 64`: an array of zeros, which real messages never
+/// touch. On 32-bit ARM zeroing it was a call of `memset` per message (some 60
+/// instructions on ARMv6), so there it is made on the first write.
+#[cfg(not(target_arch = "arm"))]
+#[inline(always)]
+pub(super) fn deep_stack() -> [u64; MAX_DEPTH / 64] {
+    [0; MAX_DEPTH / 64]
+}
+
+/// [`deep_stack`] on 32-bit ARM: reads as zeros until written.
+#[cfg(target_arch = "arm")]
+#[inline(always)]
+pub(super) fn deep_stack() -> DeepStack {
+    DeepStack(None)
+}
+
+/// The bit stack of [`deep_stack`], made on the first write.
+#[cfg(target_arch = "arm")]
+pub(super) struct DeepStack(Option<[u64; MAX_DEPTH / 64]>);
+
+#[cfg(target_arch = "arm")]
+impl std::ops::Index<usize> for DeepStack {
+    type Output = u64;
+    #[inline(always)]
+    fn index(&self, word: usize) -> &u64 {
+        self.0.as_ref().map_or(&0, |stack| &stack[word])
+    }
+}
+
+#[cfg(target_arch = "arm")]
+impl std::ops::IndexMut<usize> for DeepStack {
+    #[inline(always)]
+    fn index_mut(&mut self, word: usize) -> &mut u64 {
+        &mut self.0.get_or_insert([0; MAX_DEPTH / 64])[word]
+    }
+}
+
+/// Appends `msg` to `out`, as `extend_from_slice` does. On 32-bit ARM a message of
+/// 16 bytes or more is copied a word at a time here instead: the static ARMv6 build's
+/// `memcpy` (zig's compiler-rt, built strict-align like the Rust target) stores every
+/// byte alone whatever the alignment, about 11 instructions per 4 bytes, the line
+/// sink's copy of each message was a fifth of the ARMv6 recorder's instructions.
+#[inline(always)]
+pub(super) fn copy_into(msg: &[u8], out: &mut Vec<u8>) {
+    #[cfg(target_arch = "arm")]
+    if msg.len() >= 16 {
+        return copy_words(msg, out);
+    }
+    out.extend_from_slice(msg);
+}
+
+/// [`copy_into`] by words: bytes one by one until the destination is word-aligned
+/// (and the source word that holds the next byte starts inside `msg`), then aligned
+/// words only, each destination word put together from two source words by shifts
+/// (a strict-alignment target has no unaligned word load), then the last bytes one by
+/// one. Every target compiles it, so that the tests run it natively.
+#[cfg_attr(not(target_arch = "arm"), allow(dead_code))]
+#[inline(never)]
+pub(super) fn copy_words(msg: &[u8], out: &mut Vec<u8>) {
+    let n = msg.len();
+    if n < 16 {
+        out.extend_from_slice(msg);
+        return;
+    }
+    out.reserve(n);
+    let len = out.len();
+    let src = msg.as_ptr();
+    // SAFETY: `reserve` made room for `n` more bytes after `len`, and every write
+    // below is at `dst + j` with `j < n`; every read is of `msg`: the byte reads at
+    // indices below `n`, the word reads of aligned words whose four bytes lie inside
+    // `msg` (the first at `k - r >= 0`, the last ending at `base + 4 * (words + 1) <=
+    // n`). The `n` bytes are all written before `set_len`.
+    unsafe {
+        let dst = out.as_mut_ptr().add(len);
+        // Destination bytes before its first aligned word (0-3), and the offset `r`
+        // of the source byte that lands there within its own aligned word: the
+        // source word read first starts `r` bytes before it, so at least `r` bytes
+        // are copied one by one first (4 more when that would start before `msg`).
+        let mut k = (4 - (dst as usize & 3)) & 3;
+        let r = (src as usize + k) & 3;
+        if k < r {
+            k += 4;
+        }
+        for j in 0..k {
+            *dst.add(j) = *src.add(j);
+        }
+        // Source bytes `base..base + 4` are the aligned word that holds byte `k`.
+        let base = k - r;
+        // Destination words formed from two whole source words each.
+        let words = (n - base) / 4 - 1;
+        let mut s = src.add(base).cast::<u32>();
+        let mut d = dst.add(k).cast::<u32>();
+        // Four words a round, then one at a time.
+        let (rounds, rest) = (words / 4, words % 4);
+        if r == 0 {
+            // Volatile, so that the compiler does not turn the loop back into a call
+            // of `memcpy`.
+            for _ in 0..rounds {
+                let w = [0, 1, 2, 3].map(|j| s.add(j).read_volatile());
+                for (j, w) in w.into_iter().enumerate() {
+                    d.add(j).write_volatile(w);
+                }
+                s = s.add(4);
+                d = d.add(4);
+            }
+            for j in 0..rest {
+                d.add(j).write_volatile(s.add(j).read_volatile());
+            }
+        } else {
+            // Little-endian: byte `r` of `lo` is the first, then `hi`'s bytes.
+            let (right, left) = (8 * r as u32, 32 - 8 * r as u32);
+            let mut lo = u32::from_le(s.read());
+            for _ in 0..rounds {
+                let w = [1, 2, 3, 4].map(|j| u32::from_le(s.add(j).read()));
+                d.write((lo >> right | w[0] << left).to_le());
+                d.add(1).write((w[0] >> right | w[1] << left).to_le());
+                d.add(2).write((w[1] >> right | w[2] << left).to_le());
+                d.add(3).write((w[2] >> right | w[3] << left).to_le());
+                lo = w[3];
+                s = s.add(4);
+                d = d.add(4);
+            }
+            for _ in 0..rest {
+                let hi = u32::from_le(s.add(1).read());
+                d.write((lo >> right | hi << left).to_le());
+                lo = hi;
+                s = s.add(1);
+                d = d.add(1);
+            }
+        }
+        for j in k + 4 * words..n {
+            *dst.add(j) = *src.add(j);
+        }
+        out.set_len(len + n);
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -349,6 +632,74 @@ mod tests {
                             .iter()
                             .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn swar_scans_are_exact_from_every_index_at_every_alignment() {
+        // Bytes around each class's edges: specials, digits and their neighbours,
+        // high bytes, and the values the fill and the borrows could confuse.
+        let alphabet = [
+            b'"', b'\\', 0x00, 0x1f, b'\n', b' ', b'!', b'#', b'0', b'9', b'/', b':', b'1', b'5',
+            b'a', b'x', 0x5b, 0x5d, 0x60, 0x7f, 0x80, 0xa2, 0xb0, 0xba, 0xdc, 0xff,
+        ];
+        let mut state = 0x9e37_79b9_u32;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        for round in 0..400 {
+            let len = (next() % 48) as usize;
+            // Mostly plain or mostly digits, so that runs reach across words.
+            let dense = round % 3;
+            let mut buf = vec![0u8; len + 8];
+            for b in buf.iter_mut() {
+                let r = next();
+                *b = match (dense, r % 8) {
+                    (0, 0..=5) => b'q',
+                    (1, 0..=5) => b'0' + (r / 8 % 10) as u8,
+                    _ => alphabet[(r / 8) as usize % alphabet.len()],
+                };
+            }
+            for start in 0..8 {
+                let s = &buf[start..start + len];
+                for i in 0..=len {
+                    let plain = i + s[i..].iter().take_while(|&&b| PLAIN[b as usize]).count();
+                    assert_eq!(skip_plain_swar(s, i), plain, "{s:?} from {i}");
+                    let want = i + s[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+                    assert_eq!(digits_swar(s, i), want, "{s:?} from {i}");
+                    assert_eq!(digits::<true>(s, i), want, "{s:?} from {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn word_copy_copies_every_length_at_every_alignment() {
+        let msg: Vec<u8> = (0..200u32).map(|k| (k * 7 + 3) as u8).collect();
+        for start in 0..8 {
+            for n in 0..80 {
+                for prefix in 0..8 {
+                    let mut out: Vec<u8> = Vec::with_capacity(4);
+                    out.extend((0..prefix).map(|k| k as u8 ^ 0xaa));
+                    let part = &msg[start..start + n];
+                    copy_words(part, &mut out);
+                    assert_eq!(
+                        &out[..prefix],
+                        &(0..prefix).map(|k| k as u8 ^ 0xaa).collect::<Vec<_>>()[..]
+                    );
+                    assert_eq!(
+                        &out[prefix..],
+                        part,
+                        "start {start}, length {n}, after {prefix}"
+                    );
+                    let mut again = out.clone();
+                    copy_into(part, &mut again);
+                    assert_eq!(&again[prefix + n..], part);
                 }
             }
         }
