@@ -557,18 +557,18 @@ pub(super) fn copy_words(msg: &[u8], out: &mut Vec<u8>) {
         let words = (n - base) / 4 - 1;
         let mut s = src.add(base).cast::<u32>();
         let mut d = dst.add(k).cast::<u32>();
-        // Four words a round, then one at a time.
-        let (rounds, rest) = (words / 4, words % 4);
+        // Eight words a round, then one at a time.
+        let (rounds, rest) = (words / 8, words % 8);
         if r == 0 {
             // Volatile, so that the compiler does not turn the loop back into a call
             // of `memcpy`.
             for _ in 0..rounds {
-                let w = [0, 1, 2, 3].map(|j| s.add(j).read_volatile());
+                let w = [0, 1, 2, 3, 4, 5, 6, 7].map(|j| s.add(j).read_volatile());
                 for (j, w) in w.into_iter().enumerate() {
                     d.add(j).write_volatile(w);
                 }
-                s = s.add(4);
-                d = d.add(4);
+                s = s.add(8);
+                d = d.add(8);
             }
             for j in 0..rest {
                 d.add(j).write_volatile(s.add(j).read_volatile());
@@ -578,14 +578,15 @@ pub(super) fn copy_words(msg: &[u8], out: &mut Vec<u8>) {
             let (right, left) = (8 * r as u32, 32 - 8 * r as u32);
             let mut lo = u32::from_le(s.read());
             for _ in 0..rounds {
-                let w = [1, 2, 3, 4].map(|j| u32::from_le(s.add(j).read()));
-                d.write((lo >> right | w[0] << left).to_le());
-                d.add(1).write((w[0] >> right | w[1] << left).to_le());
-                d.add(2).write((w[1] >> right | w[2] << left).to_le());
-                d.add(3).write((w[2] >> right | w[3] << left).to_le());
-                lo = w[3];
-                s = s.add(4);
-                d = d.add(4);
+                let w = [1, 2, 3, 4, 5, 6, 7, 8].map(|j| u32::from_le(s.add(j).read()));
+                let mut prev = lo;
+                for (j, &w) in w.iter().enumerate() {
+                    d.add(j).write((prev >> right | w << left).to_le());
+                    prev = w;
+                }
+                lo = w[7];
+                s = s.add(8);
+                d = d.add(8);
             }
             for _ in 0..rest {
                 let hi = u32::from_le(s.add(1).read());
