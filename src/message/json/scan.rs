@@ -393,9 +393,12 @@ pub(super) fn skip_plain_swar(s: &[u8], i: usize) -> usize {
     let Some(first) = s.get(i..).and_then(<[u8]>::first_chunk::<16>) else {
         return skip_plain_bytes(s, i);
     };
-    for (k, &b) in first.iter().enumerate() {
-        if !PLAIN[b as usize] {
-            return i + k;
+    // Two bytes a test: the first of them that is not plain is the second when the
+    // first is.
+    for k in (0..16).step_by(2) {
+        let (a, b) = (PLAIN[first[k] as usize], PLAIN[first[k + 1] as usize]);
+        if !(a & b) {
+            return i + k + a as usize;
         }
     }
     skip_plain_long(s, i + 16)
