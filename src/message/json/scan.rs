@@ -316,9 +316,21 @@ fn digits_swar(s: &[u8], i: usize) -> usize {
     let Some(first) = s.get(i..).and_then(<[u8]>::first_chunk::<16>) else {
         return digits_bytes(s, i);
     };
-    for (k, b) in first.iter().enumerate() {
-        if !b.is_ascii_digit() {
-            return i + k;
+    // Two bytes a test, through a table, as in [`skip_plain_swar`] (a compare and its
+    // flag a byte were dearer).
+    static DIGIT: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = b'0';
+        while b <= b'9' {
+            t[b as usize] = true;
+            b += 1;
+        }
+        t
+    };
+    for k in (0..16).step_by(2) {
+        let (a, b) = (DIGIT[first[k] as usize], DIGIT[first[k + 1] as usize]);
+        if !(a & b) {
+            return i + k + a as usize;
         }
     }
     digits_long(s, i + 16)
