@@ -322,9 +322,21 @@ fn digits_swar(s: &[u8], i: usize) -> usize {
     let Some(first) = s.get(i..).and_then(<[u8]>::first_chunk::<16>) else {
         return digits_bytes(s, i);
     };
-    for (k, b) in first.iter().enumerate() {
-        if !b.is_ascii_digit() {
-            return i + k;
+    // Two bytes a test, through a table, as in [`skip_plain_swar`] (a compare and its
+    // flag a byte were dearer).
+    static DIGIT: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = b'0';
+        while b <= b'9' {
+            t[b as usize] = true;
+            b += 1;
+        }
+        t
+    };
+    for k in (0..16).step_by(2) {
+        let (a, b) = (DIGIT[first[k] as usize], DIGIT[first[k + 1] as usize]);
+        if !(a & b) {
+            return i + k + a as usize;
         }
     }
     digits_long(s, i + 16)
@@ -399,9 +411,12 @@ pub(super) fn skip_plain_swar(s: &[u8], i: usize) -> usize {
     let Some(first) = s.get(i..).and_then(<[u8]>::first_chunk::<16>) else {
         return skip_plain_bytes(s, i);
     };
-    for (k, &b) in first.iter().enumerate() {
-        if !PLAIN[b as usize] {
-            return i + k;
+    // Two bytes a test: the first of them that is not plain is the second when the
+    // first is.
+    for k in (0..16).step_by(2) {
+        let (a, b) = (PLAIN[first[k] as usize], PLAIN[first[k + 1] as usize]);
+        if !(a & b) {
+            return i + k + a as usize;
         }
     }
     skip_plain_long(s, i + 16)
@@ -563,18 +578,18 @@ pub(super) fn copy_words(msg: &[u8], out: &mut Vec<u8>) {
         let words = (n - base) / 4 - 1;
         let mut s = src.add(base).cast::<u32>();
         let mut d = dst.add(k).cast::<u32>();
-        // Four words a round, then one at a time.
-        let (rounds, rest) = (words / 4, words % 4);
+        // Eight words a round, then one at a time.
+        let (rounds, rest) = (words / 8, words % 8);
         if r == 0 {
             // Volatile, so that the compiler does not turn the loop back into a call
             // of `memcpy`.
             for _ in 0..rounds {
-                let w = [0, 1, 2, 3].map(|j| s.add(j).read_volatile());
+                let w = [0, 1, 2, 3, 4, 5, 6, 7].map(|j| s.add(j).read_volatile());
                 for (j, w) in w.into_iter().enumerate() {
                     d.add(j).write_volatile(w);
                 }
-                s = s.add(4);
-                d = d.add(4);
+                s = s.add(8);
+                d = d.add(8);
             }
             for j in 0..rest {
                 d.add(j).write_volatile(s.add(j).read_volatile());
@@ -584,14 +599,15 @@ pub(super) fn copy_words(msg: &[u8], out: &mut Vec<u8>) {
             let (right, left) = (8 * r as u32, 32 - 8 * r as u32);
             let mut lo = u32::from_le(s.read());
             for _ in 0..rounds {
-                let w = [1, 2, 3, 4].map(|j| u32::from_le(s.add(j).read()));
-                d.write((lo >> right | w[0] << left).to_le());
-                d.add(1).write((w[0] >> right | w[1] << left).to_le());
-                d.add(2).write((w[1] >> right | w[2] << left).to_le());
-                d.add(3).write((w[2] >> right | w[3] << left).to_le());
-                lo = w[3];
-                s = s.add(4);
-                d = d.add(4);
+                let w = [1, 2, 3, 4, 5, 6, 7, 8].map(|j| u32::from_le(s.add(j).read()));
+                let mut prev = lo;
+                for (j, &w) in w.iter().enumerate() {
+                    d.add(j).write((prev >> right | w << left).to_le());
+                    prev = w;
+                }
+                lo = w[7];
+                s = s.add(8);
+                d = d.add(8);
             }
             for _ in 0..rest {
                 let hi = u32::from_le(s.add(1).read());
