@@ -203,15 +203,7 @@ swar_word!(u32);
 #[inline(always)]
 fn word_at(s: &[u8], i: usize) -> Option<(usize, Word)> {
     let a = i.checked_sub((s.as_ptr() as usize).wrapping_add(i) % size_of::<Word>())?;
-    if a + size_of::<Word>() > s.len() {
-        return None;
-    }
-    // SAFETY: `a + size_of::<Word>() <= s.len()`, and `s.as_ptr() + a` is a multiple
-    // of the word's size, its alignment; every bit pattern is a valid Word.
-    Some((
-        a,
-        Word::from_le(unsafe { s.as_ptr().add(a).cast::<Word>().read() }),
-    ))
+    aligned_word(s, a).map(|w| (a, w))
 }
 
 /// Masks of the 32 bytes of a message from one index: bit k stands for byte k.
@@ -315,74 +307,10 @@ pub(super) fn digits<const SIMD: bool>(s: &[u8], i: usize) -> usize {
     digits_swar(s, i)
 }
 
-/// [`digits`] as ARM runs it: the first 16 bytes one by one, unrolled (timestamps and
-/// ids are 10-20 digits, prices fewer), then by aligned words (SWAR), out of line.
+/// [`digits`] as ARM runs it: [`swar_run`] over digits.
 #[inline(always)]
 fn digits_swar(s: &[u8], i: usize) -> usize {
-    let Some(first) = s.get(i..).and_then(<[u8]>::first_chunk::<16>) else {
-        return digits_bytes(s, i);
-    };
-    // Two bytes a test, through a table, as in [`skip_plain_swar`] (a compare and its
-    // flag a byte were dearer).
-    static DIGIT: [bool; 256] = {
-        let mut t = [false; 256];
-        let mut b = b'0';
-        while b <= b'9' {
-            t[b as usize] = true;
-            b += 1;
-        }
-        t
-    };
-    for k in (0..16).step_by(2) {
-        let (a, b) = (DIGIT[first[k] as usize], DIGIT[first[k + 1] as usize]);
-        if !(a & b) {
-            return i + k + a as usize;
-        }
-    }
-    digits_long(s, i + 16)
-}
-
-/// [`digits_swar`] after the first 16 bytes.
-#[inline(never)]
-fn digits_long(s: &[u8], i: usize) -> usize {
-    let Some((a, w)) = word_at(s, i) else {
-        return digits_bytes(s, i);
-    };
-    // The bytes before `i` shifted out; the zero bytes shifted in are not digits, so
-    // a flag there only says that the word ends in digits.
-    let m = SwarWord::nondigit(w >> (8 * (i - a)));
-    let end = i + (m.trailing_zeros() / 8) as usize;
-    if end < a + size_of::<Word>() {
-        return end;
-    }
-    digits_words(s, a + size_of::<Word>())
-}
-
-/// [`digits_long`] from the aligned index `a`.
-#[inline(always)]
-fn digits_words(s: &[u8], mut a: usize) -> usize {
-    while let Some(w) = aligned_word(s, a) {
-        let m = SwarWord::nondigit(w);
-        if m != 0 {
-            return a + (m.trailing_zeros() / 8) as usize;
-        }
-        a += size_of::<Word>();
-    }
-    digits_bytes(s, a)
-}
-
-/// [`digits_swar`] one byte at a time, up to the first aligned word wholly inside `s`.
-#[inline(never)]
-fn digits_bytes(s: &[u8], mut i: usize) -> usize {
-    while matches!(s.get(i), Some(b'0'..=b'9')) {
-        i += 1;
-        if (s.as_ptr() as usize).wrapping_add(i) % size_of::<Word>() == 0
-            && i + size_of::<Word>() <= s.len()
-        {
-            return digits_swar(s, i);
-        }
-    }
-    i
+    swar_run::<Digits>(s, i)
 }
 
 /// Bytes that may sit inside a string as they are (not a quote, a backslash or a
@@ -399,81 +327,120 @@ static PLAIN: [bool; 256] = {
     t
 };
 
-/// The portable scan (ARM's): the first 16 bytes one by one, unrolled (most strings,
-/// keys, symbols, sides, prices, end there: four instructions a byte on ARMv6, where a
-/// word costs 15 and the alignment wastes some), then a word (8 bytes; 4 on 32-bit
-/// targets) at a time with integer arithmetic (SWAR), aligned words only, from the one
-/// that holds the next byte (its bytes before that made plain); the message's last few
-/// bytes one by one. Returns the index of the first quote, backslash or control byte
-/// at or after `i`, or the length.
+/// The portable string scan (ARM's): [`swar_run`] over plain string bytes; the index
+/// of the first quote, backslash or control byte at or after `i`, or the length.
 #[inline(always)]
 pub(super) fn skip_plain_swar(s: &[u8], i: usize) -> usize {
+    swar_run::<Plain>(s, i)
+}
+
+/// A class of bytes a portable scan runs over.
+trait Class {
+    /// Which bytes are in the class.
+    fn table() -> &'static [bool; 256];
+    /// The high bit of each byte of `w` not in the class; the lowest flag is exact.
+    fn outside(w: Word) -> Word;
+}
+
+/// Plain string bytes ([`PLAIN`]).
+struct Plain;
+
+impl Class for Plain {
+    #[inline(always)]
+    fn table() -> &'static [bool; 256] {
+        &PLAIN
+    }
+    #[inline(always)]
+    fn outside(w: Word) -> Word {
+        SwarWord::special(w)
+    }
+}
+
+/// ASCII digits.
+struct Digits;
+
+impl Class for Digits {
+    #[inline(always)]
+    fn table() -> &'static [bool; 256] {
+        static DIGIT: [bool; 256] = {
+            let mut t = [false; 256];
+            let mut b = b'0';
+            while b <= b'9' {
+                t[b as usize] = true;
+                b += 1;
+            }
+            t
+        };
+        &DIGIT
+    }
+    #[inline(always)]
+    fn outside(w: Word) -> Word {
+        SwarWord::nondigit(w)
+    }
+}
+
+/// The index of the first byte at or after `i` not in class `C`, or the length. The
+/// first 16 bytes one by one, unrolled, two a test through the class's table (most
+/// strings, keys, symbols, sides, prices and timestamps end there: on ARMv6 three
+/// instructions a byte, where a word costs 15 and the alignment wastes some); then
+/// out of line a word (8 bytes; 4 on 32-bit targets) at a time with integer
+/// arithmetic (SWAR), aligned words only, from the one that holds the next byte; the
+/// message's first and last few bytes one by one.
+#[inline(always)]
+fn swar_run<C: Class>(s: &[u8], i: usize) -> usize {
     let Some(first) = s.get(i..).and_then(<[u8]>::first_chunk::<16>) else {
-        return skip_plain_bytes(s, i);
+        return swar_bytes::<C>(s, i);
     };
-    // Two bytes a test: the first of them that is not plain is the second when the
-    // first is.
+    let table = C::table();
+    // The first of two bytes that is not in the class is the second when the first is.
     for k in (0..16).step_by(2) {
-        let (a, b) = (PLAIN[first[k] as usize], PLAIN[first[k + 1] as usize]);
+        let (a, b) = (table[first[k] as usize], table[first[k + 1] as usize]);
         if !(a & b) {
             return i + k + a as usize;
         }
     }
-    skip_plain_long(s, i + 16)
+    swar_long::<C>(s, i + 16)
 }
 
-/// [`skip_plain_swar`] after the first 16 bytes, out of line: the loop keeps its
-/// constants in registers.
+/// [`swar_run`] after the first 16 bytes, out of line: the loop keeps its constants
+/// in registers.
 #[inline(never)]
-fn skip_plain_long(s: &[u8], i: usize) -> usize {
-    /// Bytes set to 0x60 in a word's first `k` bytes: whatever they were, a byte
-    /// OR 0x60 is neither a quote, a backslash nor a control byte, and the scan's
-    /// arithmetic carries nothing out of it.
-    const FILL: [Word; size_of::<Word>()] = {
-        let mut t = [0; size_of::<Word>()];
-        let mut k = 1;
-        while k < t.len() {
-            t[k] = t[k - 1] | 0x60 << (8 * (k - 1));
-            k += 1;
-        }
-        t
-    };
+fn swar_long<C: Class>(s: &[u8], i: usize) -> usize {
     let Some((a, w)) = word_at(s, i) else {
-        return skip_plain_bytes(s, i);
+        return swar_bytes::<C>(s, i);
     };
-    let m = SwarWord::special(w | FILL[i - a]);
-    if m != 0 {
-        return a + (m.trailing_zeros() / 8) as usize;
+    // The bytes before `i` shifted out; the zero bytes shifted in are outside either
+    // class (a control byte, not a digit) and above every real byte, so a flag there
+    // only says that the word's bytes from `i` on are all in the class.
+    let m = C::outside(w >> (8 * (i - a)));
+    let end = i + (m.trailing_zeros() / 8) as usize;
+    if end < a + size_of::<Word>() {
+        return end;
     }
-    skip_plain_words(s, a + size_of::<Word>())
-}
-
-/// [`skip_plain_long`] from the aligned index `a`.
-#[inline(always)]
-fn skip_plain_words(s: &[u8], mut a: usize) -> usize {
+    let mut a = a + size_of::<Word>();
     while let Some(w) = aligned_word(s, a) {
-        let m = SwarWord::special(w);
+        let m = C::outside(w);
         if m != 0 {
             return a + (m.trailing_zeros() / 8) as usize;
         }
         a += size_of::<Word>();
     }
-    skip_plain_bytes(s, a)
+    swar_bytes::<C>(s, a)
 }
 
-/// [`skip_plain_swar`] one byte at a time, up to the first aligned word wholly
-/// inside `s`.
+/// [`swar_run`] one byte at a time, up to the first aligned word wholly inside `s`.
 #[inline(never)]
-fn skip_plain_bytes(s: &[u8], mut i: usize) -> usize {
+fn swar_bytes<C: Class>(s: &[u8], mut i: usize) -> usize {
+    let table = C::table();
     while let Some(&b) = s.get(i) {
-        if !PLAIN[b as usize] {
+        if !table[b as usize] {
             return i;
         }
         i += 1;
         if (s.as_ptr() as usize).wrapping_add(i) % size_of::<Word>() == 0
             && i + size_of::<Word>() <= s.len()
         {
-            return skip_plain_swar(s, i);
+            return swar_run::<C>(s, i);
         }
     }
     i
@@ -524,10 +491,12 @@ impl std::ops::IndexMut<usize> for DeepStack {
 }
 
 /// Appends `msg` to `out`, as `extend_from_slice` does. On 32-bit ARM a message of
-/// 16 bytes or more is copied a word at a time here instead: the static ARMv6 build's
-/// `memcpy` (zig's compiler-rt, built strict-align like the Rust target) stores every
-/// byte alone whatever the alignment, about 11 instructions per 4 bytes, the line
-/// sink's copy of each message was a fifth of the ARMv6 recorder's instructions.
+/// 16 bytes or more is copied a word at a time here instead. zig's compiler-rt
+/// `memcpy` stores every byte alone on ARMv6 (built strict-align); the one the static
+/// builds use now (`compiler_builtins`', scripts/cross-build) copies by words, but
+/// this copy still beats it for the line sink's message, whose source and
+/// destination are rarely aligned alike: 4,320 against 4,554 instructions per
+/// message, whole process (`scripts/arm-insn-count`, 2026-12-02).
 #[inline(always)]
 pub(super) fn copy_into(msg: &[u8], out: &mut Vec<u8>) {
     #[cfg(target_arch = "arm")]
