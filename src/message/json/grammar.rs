@@ -267,6 +267,23 @@ fn members_tracked<const SIMD: bool, const PLAIN: bool>(
     members::<SIMD, PLAIN, true>(s, i, depth, track)
 }
 
+/// [`members_tracked`] compiled for x86-64-v3, for the check's v3 build
+/// (`super::check_v3`): out of line, it would otherwise keep the baseline build.
+///
+/// # Safety
+/// The CPU must have the features enabled here.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+#[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+unsafe fn members_tracked_v3<const SIMD: bool, const PLAIN: bool>(
+    s: &[u8],
+    i: usize,
+    depth: usize,
+    track: &mut Track,
+) -> Member {
+    members::<SIMD, PLAIN, true>(s, i, depth, track)
+}
+
 /// Parses one complete JSON document, iteratively, with a bit stack of containers
 /// (the innermost 64 in a register);
 /// records the scalar values that `track`'s pointers lead to in `found`. Returns
@@ -278,7 +295,7 @@ fn members_tracked<const SIMD: bool, const PLAIN: bool>(
 /// parsed where the grammar knows one must come (after `{` and after `,` in an
 /// object) instead of going round the value loop.
 #[inline(always)]
-pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
+pub(super) fn document<const SIMD: bool, const PLAIN: bool, const V3: bool>(
     s: &[u8],
     track: &mut Track,
 ) -> Option<bool> {
@@ -341,6 +358,15 @@ pub(super) fn document<const SIMD: bool, const PLAIN: bool>(
     macro_rules! members {
         ($value:lifetime, $after:expr) => {
             let member = if scan::windows::<SIMD>() && track.reaches(depth) {
+                #[cfg(target_arch = "x86_64")]
+                if V3 {
+                    // SAFETY: V3 is set only by the v3 build of the check, which runs
+                    // only on a CPU with these features.
+                    unsafe { members_tracked_v3::<SIMD, PLAIN>(s, i, depth, track) }
+                } else {
+                    members_tracked::<SIMD, PLAIN>(s, i, depth, track)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
                 members_tracked::<SIMD, PLAIN>(s, i, depth, track)
             } else {
                 members::<SIMD, PLAIN, false>(s, i, depth, track)
