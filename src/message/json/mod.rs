@@ -89,7 +89,7 @@ fn has_v3() -> bool {
 
 /// The same check compiled for x86-64-v3's instructions (BMI's `tzcnt`, `blsr`,
 /// `shlx`; VEX three-operand SSE), chosen at run time so that the static binary still
-/// runs on any x86_64: 1,213 -> 1,130 instructions on the trade message (callgrind).
+/// runs on any x86_64: 1,212 -> 1,087 instructions on the trade message (callgrind).
 /// The SSE2 intrinsics stay 16 bytes wide; what the compiler gains is in the code
 /// around them. Functions the check does not inline keep the baseline build.
 ///
